@@ -1,0 +1,257 @@
+"""Open a source file and pick the field a layer needs, in the layer's units.
+
+Handles GeoTIFF, CF NetCDF and GRIB2 (plain or gzipped, as MRMS publishes it)
+through GDAL. The result is a float32 grid in its own CRS: NaN where there is no
+coverage, -inf where a radar saw no echo.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import RasterioError
+
+from ingest.errors import IngestError
+from ingest.units import convert
+from tileserver.layers import Layer
+from tileserver.timeutil import TimeFormatError, parse_utc
+
+# GDAL options that make GRIB decoding predictable: units normalised (K -> degC),
+# global 0..360 grids rewrapped to -180..180.
+GDAL_READ_OPTIONS = {"GRIB_NORMALIZE_UNITS": "YES", "GRIB_ADJUST_LONGITUDE_RANGE": "YES"}
+
+_MRMS_STAMP = re.compile(r"(\d{8})[-_](\d{6})")
+_CF_TIME_UNITS = re.compile(r"^\s*(seconds?|minutes?|hours?|days?)\s+since\s+(.+?)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SourceField:
+    values: np.ndarray  # float32, rows x cols
+    crs: CRS
+    transform: Affine
+    time: datetime  # valid time, UTC
+    run: datetime | None  # model reference time
+    description: str  # which message or variable it came from
+
+
+BandChoice = tuple[int, ...]
+
+
+def parse_band_choice(text: str) -> BandChoice:
+    """``--band 3`` or, for vector layers, ``--band 5,6`` (U and V)."""
+    try:
+        bands = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise IngestError(f"--band {text!r}: give a 1-based band number, or two for U,V components") from None
+    if not 1 <= len(bands) <= 2 or min(bands) < 1:
+        raise IngestError(f"--band {text!r}: give a 1-based band number, or two for U,V components")
+    return bands
+
+
+def gdal_name(path: Path) -> str:
+    name = str(path.resolve())
+    return f"/vsigzip/{name}" if path.suffix == ".gz" else name
+
+
+def read_field(
+    path: Path,
+    layer: Layer,
+    *,
+    time: datetime | None = None,
+    run: datetime | None = None,
+    band: BandChoice | None = None,
+) -> SourceField:
+    if not path.is_file():
+        raise IngestError("no such file")
+    try:
+        with rasterio.Env(**GDAL_READ_OPTIONS):
+            return _read(path, layer, time, run, band)
+    except RasterioError as exc:
+        raise IngestError(f"unreadable: {_first_line(exc)}") from None
+    except (MemoryError, OSError, EOFError) as exc:
+        raise IngestError(f"unreadable: {_first_line(exc)}") from None
+
+
+def _read(path: Path, layer: Layer, time: datetime | None, run: datetime | None, band: BandChoice | None) -> SourceField:
+    with rasterio.open(gdal_name(path)) as src:
+        if src.subdatasets and src.count == 0:
+            subdataset = _pick_subdataset(src.subdatasets, layer, band is not None)
+            with rasterio.open(subdataset) as sub:
+                return _read_dataset(sub, path, layer, time, run, band)
+        return _read_dataset(src, path, layer, time, run, band)
+
+
+def _pick_subdataset(names: list[str], layer: Layer, explicit: bool) -> str:
+    by_variable = {name.rsplit(":", 1)[-1]: name for name in names}
+    for wanted in layer.selector.netcdf_names:
+        if wanted in by_variable:
+            return by_variable[wanted]
+    for name in names:
+        with rasterio.open(name) as sub:
+            standard = sub.tags().get(f"{name.rsplit(':', 1)[-1]}#standard_name") or sub.tags(1).get("standard_name")
+            if standard in layer.selector.netcdf_names:
+                return name
+    variables = ", ".join(by_variable)
+    raise IngestError(f"no variable for layer {layer.id} (looked for {', '.join(layer.selector.netcdf_names)}; file has {variables})")
+
+
+def _read_dataset(
+    src: rasterio.DatasetReader, path: Path, layer: Layer,
+    time: datetime | None, run: datetime | None, band: BandChoice | None,
+) -> SourceField:
+    if src.crs is None:
+        raise IngestError("has no coordinate reference system (not georeferenced)")
+    if src.transform.is_identity:
+        raise IngestError("has no geotransform (not georeferenced)")
+    if src.transform.b != 0 or src.transform.d != 0:
+        raise IngestError("has a rotated grid, which wxtiles does not ingest")
+    bands = band or _select_bands(src, layer)
+    for index in bands:
+        if index > src.count:
+            raise IngestError(f"has {src.count} bands; band {index} does not exist")
+    grids = [_read_band(src, index, layer) for index in bands]
+    if len(grids) == 2:
+        values = np.hypot(grids[0], grids[1]).astype(np.float32)
+    else:
+        values = grids[0]
+    values, transform = _normalise_longitudes(values, src.transform, src.crs)
+    values = _clean(values, layer)
+    valid, reference = _frame_times(src, bands[0], path)
+    valid = time or valid
+    if valid is None:
+        raise IngestError("carries no time (GRIB times, NetCDF time or a stamp in the file name); pass --time")
+    if layer.kind == "forecast":
+        run = run or reference or valid
+    else:
+        run = None
+    description = ", ".join(_describe(src, index) for index in bands)
+    return SourceField(values, src.crs, transform, valid, run, description)
+
+
+def _select_bands(src: rasterio.DatasetReader, layer: Layer) -> BandChoice:
+    if src.driver != "GRIB":
+        if src.count == 1:
+            return (1,)
+        raise IngestError(f"has {src.count} bands; say which with --band")
+    selector = layer.selector
+    wanted = selector.components or selector.elements
+    found: dict[str, int] = {}
+    for index in range(1, src.count + 1):
+        tags = src.tags(index)
+        element = tags.get("GRIB_ELEMENT", "")
+        level = tags.get("GRIB_SHORT_NAME", "")
+        if element in wanted and element not in found and (not selector.levels or level in selector.levels):
+            found[element] = index
+    if selector.components:
+        if all(c in found for c in selector.components):
+            return tuple(found[c] for c in selector.components)
+    else:
+        for element in selector.elements:  # in order of preference
+            if element in found:
+                return (found[element],)
+    at = f" at {'/'.join(selector.levels)}" if selector.levels else ""
+    raise IngestError(f"no GRIB message for layer {layer.id} ({' and '.join(wanted)}{at}) among its {src.count} messages; pick one with --band")
+
+
+def _read_band(src: rasterio.DatasetReader, index: int, layer: Layer) -> np.ndarray:
+    masked = src.read(index, masked=True, out_dtype="float32")
+    values = masked.filled(np.nan).astype(np.float32, copy=False)
+    unit = src.tags(index).get("GRIB_UNIT") or src.tags(index).get("units")
+    return convert(values, unit, layer.units, f"band {index}")
+
+
+def _clean(values: np.ndarray, layer: Layer) -> np.ndarray:
+    for missing in layer.missing_values:
+        values[np.isclose(values, missing)] = np.nan
+    if layer.no_echo_below is not None:
+        with np.errstate(invalid="ignore"):
+            values[values < layer.no_echo_below] = -np.inf
+    return values
+
+
+def _normalise_longitudes(values: np.ndarray, transform: Affine, crs: CRS) -> tuple[np.ndarray, Affine]:
+    """Bring a geographic grid on 0..360 longitudes to -180..180 (GFS, many NetCDFs)."""
+    if not crs.is_geographic:
+        return values, transform
+    west = transform.c
+    east = west + transform.a * values.shape[1]
+    if east <= 180.0 + 1e-6:
+        return values, transform
+    if west >= 180.0:
+        return values, Affine(transform.a, 0, west - 360.0, 0, transform.e, transform.f)
+    # A grid across 180: roll the part east of 180 to the front when it is global.
+    if abs((east - west) - 360.0) < transform.a:
+        split = int(round((180.0 - west) / transform.a))
+        rolled = np.concatenate([values[:, split:], values[:, :split]], axis=1)
+        return rolled, Affine(transform.a, 0, west + split * transform.a - 360.0, 0, transform.e, transform.f)
+    raise IngestError("is a regional grid across the antimeridian, which wxtiles does not ingest yet")
+
+
+def _frame_times(src: rasterio.DatasetReader, index: int, path: Path) -> tuple[datetime | None, datetime | None]:
+    tags = src.tags(index)
+    if "GRIB_VALID_TIME" in tags:
+        return _epoch(tags["GRIB_VALID_TIME"]), _epoch(tags.get("GRIB_REF_TIME"))
+    netcdf = _netcdf_time(src, index)
+    if netcdf is not None:
+        return netcdf, None
+    for key in ("TIFFTAG_DATETIME", "valid_time", "time"):
+        text = src.tags().get(key)
+        if text:
+            try:
+                return parse_utc(text.replace(":", "-", 2) if key == "TIFFTAG_DATETIME" else text), None
+            except TimeFormatError:
+                pass
+    stamp = _MRMS_STAMP.search(path.name)
+    if stamp:
+        return datetime.strptime("".join(stamp.groups()), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc), None
+    return None, None
+
+
+def _epoch(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    match = re.match(r"\s*(-?\d+)", text)
+    if not match:
+        return None
+    return datetime.fromtimestamp(int(match.group(1)), tz=timezone.utc)
+
+
+def _netcdf_time(src: rasterio.DatasetReader, index: int) -> datetime | None:
+    tags = src.tags()
+    band_tags = src.tags(index)
+    raw = band_tags.get("NETCDF_DIM_time")
+    units = tags.get("time#units")
+    if raw is None or units is None:
+        return None
+    match = _CF_TIME_UNITS.match(units)
+    if not match:
+        raise IngestError(f"has a time coordinate in units {units!r}, which wxtiles cannot read")
+    unit, origin_text = match.groups()
+    origin_text = origin_text.replace(" UTC", "").replace("Z", "").strip()
+    try:
+        origin = datetime.fromisoformat(origin_text.replace(" ", "T", 1))
+    except ValueError:
+        raise IngestError(f"has a time origin {origin_text!r} that wxtiles cannot read") from None
+    if origin.tzinfo is None:
+        origin = origin.replace(tzinfo=timezone.utc)
+    step = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit[0].lower()]
+    return (origin + timedelta(**{step: float(raw)})).astimezone(timezone.utc)
+
+
+def _describe(src: rasterio.DatasetReader, index: int) -> str:
+    tags = src.tags(index)
+    if "GRIB_ELEMENT" in tags:
+        return f"{tags['GRIB_ELEMENT']} {tags.get('GRIB_SHORT_NAME', '')}".strip()
+    return src.descriptions[index - 1] or f"band {index}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,81 @@
+"""Ingest source files into the store: decode, build the COG, publish, prune."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ingest.cog import build_cog
+from ingest.decode import BandChoice, read_field
+from ingest.errors import IngestError
+from tileserver.layers import Layer
+from tileserver.store import FrameConflictError, PublishResult, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestReport:
+    published: list[PublishResult] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def ingest_file(
+    store: Store,
+    path: Path,
+    layer: Layer,
+    *,
+    time: datetime | None = None,
+    run: datetime | None = None,
+    band: BandChoice | None = None,
+) -> PublishResult:
+    """Ingest one file; raises :class:`IngestError` and publishes nothing on failure."""
+    source = read_field(path, layer, time=time, run=run, band=band)
+    work = store.storage.temporary_path(".tif")
+    try:
+        try:
+            built = build_cog(source, layer, work)
+        except Exception as exc:  # GDAL reports warp and encode failures in many types
+            raise IngestError(f"cannot reproject or write the COG: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        try:
+            return store.publish(
+                layer, work, time=source.time, run=source.run, digest=built.digest,
+                bounds=built.bounds, native_zoom=built.native_zoom, source=path.name,
+            )
+        except FrameConflictError as exc:
+            raise IngestError(str(exc)) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            work.unlink()
+
+
+def ingest_files(
+    store: Store,
+    paths: Iterable[Path],
+    layer: Layer,
+    *,
+    time: datetime | None = None,
+    run: datetime | None = None,
+    band: BandChoice | None = None,
+    progress: bool = True,
+) -> IngestReport:
+    """Ingest many files; one bad file is reported and skipped, the rest go in."""
+    report = IngestReport()
+    paths = list(paths)
+    with tqdm(paths, unit="file", disable=not progress or len(paths) < 2, desc=f"ingest {layer.id}") as bar:
+        for path in bar:
+            try:
+                report.published.append(ingest_file(store, path, layer, time=time, run=run, band=band))
+            except IngestError as exc:
+                report.failed.append((path, str(exc)))
+                message = f"{path}: {exc}"
+                bar.write(message) if progress else log.error(message)
+    if report.published:
+        store.prune(layer.id)
+    return report

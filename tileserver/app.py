@@ -1,0 +1,209 @@
+"""The Starlette application: thin handlers over :class:`TileService`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+import colormaps
+from tileserver import params
+from tileserver.errors import ApiError, BadRequest, NotFound
+from tileserver.layers import LAYERS
+from tileserver.service import TileService
+from tileserver.settings import Settings
+from tileserver.storage import open_storage
+from tileserver.store import Retention, Store
+
+log = logging.getLogger("wxtiles")
+
+FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+FRONTEND_TYPES = {".html", ".js", ".css", ".svg", ".png", ".ico", ".json", ".webmanifest"}
+# GDAL settings for serving many small windowed reads; env vars so every thread sees them.
+GDAL_SERVE_CONFIG = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_CACHEMAX": "128",
+    "GDAL_BAND_BLOCK_CACHE": "HASHSET",
+    "VSI_CACHE": "TRUE",
+    "VSI_CACHE_SIZE": "5000000",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
+}
+
+
+def _service(request: Request) -> TileService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def _query(request: Request) -> dict[str, str]:
+    return dict(request.query_params)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url)
+
+
+def tile(request: Request) -> Response:
+    p = request.path_params
+    tile_request = params.tile_params(p["layer"], p["time"], p["z"], p["x"], p["y"], _query(request))
+    service = _service(request)
+    frame, etag, cache_control = service.prepare_tile(tile_request)
+    headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Time": frame.time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    if etag in _etags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    rendered = service.render_tile(tile_request, frame, etag, cache_control)
+    return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+
+
+def _etags(header: str) -> set[str]:
+    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
+
+
+def layers(request: Request) -> JSONResponse:
+    service = _service(request)
+    return JSONResponse({"layers": [service.layer_info(layer, _base_url(request)) for layer in LAYERS.values()]})
+
+
+def layer(request: Request) -> JSONResponse:
+    found = params.layer_param(request.path_params["layer"])
+    return JSONResponse(_service(request).layer_info(found, _base_url(request)))
+
+
+def point(request: Request) -> JSONResponse:
+    found = params.layer_param(request.path_params["layer"])
+    query = _query(request)
+    lon, lat = params.lonlat_params(query)
+    result = _service(request).point(found, lon, lat, params.time_param(query.get("time")), params.run_param(query.get("run")))
+    return JSONResponse(result, headers={"Cache-Control": "public, max-age=60"})
+
+
+def colormap_list(request: Request) -> JSONResponse:
+    return JSONResponse({"colormaps": [colormaps.get(name).to_json() for name in colormaps.names()]})
+
+
+def _colormap(request: Request) -> colormaps.Colormap:
+    try:
+        return colormaps.get(request.path_params["name"])
+    except colormaps.UnknownColormapError:
+        raise NotFound(f"unknown colormap; known colormaps: {', '.join(colormaps.names())}") from None
+
+
+def colormap(request: Request) -> JSONResponse:
+    return JSONResponse(_colormap(request).to_json(), headers={"Cache-Control": "public, max-age=3600"})
+
+
+def legend(request: Request) -> Response:
+    found = _colormap(request)
+    query = _query(request)
+    width = params.size_param(query, "width", 300, 2000)
+    height = params.size_param(query, "height", 50, 500)
+    value_range = None
+    if found.units is None:
+        # A normalised scale has no values of its own: label it with a layer's range.
+        layer_id = query.get("layer")
+        if layer_id is None:
+            raise BadRequest(f"colormap {found.name!r} is normalised: add ?layer= to label it with that layer's range")
+        value_range = params.layer_param(layer_id).value_range
+    try:
+        body = found.legend_png(width=width, height=height, value_range=value_range)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return Response(body, media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def readyz(request: Request) -> JSONResponse:
+    ok, reason = _service(request).ready()
+    return JSONResponse({"status": "ready" if ok else "not ready", "detail": reason}, status_code=200 if ok else 503)
+
+
+async def api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 304:
+        return Response(status_code=304, headers=exc.headers)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s", request.url.path)
+    return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def _frontend_routes() -> list[Route | Mount]:
+    routes: list[Route | Mount] = []
+    index = FRONTEND / "index.html"
+    if index.is_file():
+        routes.append(Route("/", lambda request: FileResponse(index), methods=["GET", "HEAD"]))
+    # Only the files that are in frontend/ now: nothing a client names is looked up.
+    for path in sorted(FRONTEND.glob("*")) if FRONTEND.is_dir() else []:
+        if path.is_file() and path.suffix in FRONTEND_TYPES and path.name not in ("package.json", "package-lock.json"):
+            routes.append(Route(f"/{path.name}", (lambda p: lambda request: FileResponse(p))(path), methods=["GET", "HEAD"]))
+    leaflet = FRONTEND / "node_modules" / "leaflet" / "dist"
+    routes.append(Mount("/vendor/leaflet", StaticFiles(directory=leaflet, check_dir=False), name="leaflet"))
+    return routes
+
+
+def build_service(settings: Settings) -> TileService:
+    retention = Retention(observed=timedelta(hours=settings.retention_hours), keep_runs=settings.keep_runs)
+    return TileService(Store(open_storage(settings.store), retention), settings)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    for key, value in GDAL_SERVE_CONFIG.items():
+        os.environ.setdefault(key, value)
+    service = build_service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ok, reason = service.ready()
+        if not ok:
+            log.warning("store not ready at start: %s", reason)
+        yield
+        service.close()
+
+    get = ["GET", "HEAD"]
+    routes: list[Route | Mount] = [
+        Route("/tiles/{layer}/{time}/{z}/{x}/{y}", tile, methods=get),
+        Route("/api/layers", layers, methods=get),
+        Route("/api/layers/{layer}", layer, methods=get),
+        Route("/api/layers/{layer}/point", point, methods=get),
+        Route("/api/colormaps", colormap_list, methods=get),
+        Route("/api/colormaps/{name}", colormap, methods=get),
+        Route("/api/colormaps/{name}/legend.png", legend, methods=get),
+        Route("/healthz", healthz, methods=get),
+        Route("/readyz", readyz, methods=get),
+        *_frontend_routes(),
+    ]
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    middleware = [Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time"])]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    return app

@@ -1,0 +1,158 @@
+"""``wxtiles``: ingest, prune, serve and demo from the command line.
+
+Errors print one line on stderr and exit non-zero; no tracebacks for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from tileserver.layers import LAYERS, get_layer
+from tileserver.settings import Settings, SettingsError
+from tileserver.storage import StorageError, open_storage
+from tileserver.store import Retention, Store
+from tileserver.timeutil import TimeFormatError, format_utc, parse_utc
+
+
+class CliError(Exception):
+    pass
+
+
+def _store(settings: Settings, create: bool) -> Store:
+    retention = Retention(observed=timedelta(hours=settings.retention_hours), keep_runs=settings.keep_runs)
+    return Store(open_storage(settings.store, create=create), retention)
+
+
+def _time_arg(text: str | None, name: str):  # noqa: ANN202 - datetime | None
+    if text is None:
+        return None
+    try:
+        return parse_utc(text)
+    except TimeFormatError as exc:
+        raise CliError(f"--{name}: {exc}") from None
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.decode import parse_band_choice
+    from ingest.errors import IngestError
+    from ingest.pipeline import ingest_files
+
+    layer = get_layer(args.layer)
+    try:
+        band = parse_band_choice(args.band) if args.band else None
+    except IngestError as exc:
+        raise CliError(str(exc)) from None
+    store = _store(settings, create=True)
+    report = ingest_files(
+        store, [Path(p) for p in args.files], layer,
+        time=_time_arg(args.time, "time"), run=_time_arg(args.run, "run"), band=band,
+        progress=not args.quiet,
+    )
+    for result in report.published:
+        frame = result.frame
+        run = f" run {format_utc(frame.run)}" if frame.run else ""
+        if not args.quiet:
+            print(f"{result.status}: {layer.id} {format_utc(frame.time)}{run} <- {frame.source}")
+    if report.failed:
+        if args.quiet:  # the progress bar already printed them otherwise
+            for path, reason in report.failed:
+                print(f"{path}: {reason}", file=sys.stderr)
+        print(f"{len(report.failed)} of {len(report.failed) + len(report.published)} files failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings, create=False)
+    store.storage.check()
+    for layer_id in [args.layer] if args.layer else list(LAYERS):
+        get_layer(layer_id)
+        removed = store.prune(layer_id)
+        print(f"{layer_id}: pruned {len(removed)} frames")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    storage = open_storage(settings.store, create=True)
+    storage.check()
+    uvicorn.run(
+        "tileserver.app:create_app", factory=True, host=args.host, port=args.port,
+        workers=args.workers, root_path=args.root_path, proxy_headers=True,
+        forwarded_allow_ips=args.forwarded_allow_ips, log_level=settings.log_level,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.demo import run_demo
+
+    store = _store(settings, create=True)
+    run_demo(store, Path(args.workdir), steps=args.steps, full_size=not args.small)
+    if args.no_serve:
+        return 0
+    print(f"serving the demo at http://{args.host}:{args.port}/  (Ctrl-C stops)")
+    return cmd_serve(args, settings)
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--root-path", default="", help="path prefix when served behind a proxy, e.g. /wx")
+    parser.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies whose X-Forwarded-* headers are trusted")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wxtiles", description="Weather radar and forecast tile server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="ingest GRIB2, NetCDF or GeoTIFF files into the store")
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+    ingest.add_argument("--layer", required=True, choices=list(LAYERS))
+    ingest.add_argument("--time", help="valid time, ISO 8601 UTC (default: from the file)")
+    ingest.add_argument("--run", help="model run time for forecast layers (default: from the file)")
+    ingest.add_argument("--band", help="band (GRIB message) number, or U,V numbers for wind; default: chosen by layer")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar or per-file lines")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    prune = commands.add_parser("prune", help="delete frames outside the retention window")
+    prune.add_argument("--layer", choices=list(LAYERS))
+    prune.set_defaults(handler=cmd_prune)
+
+    serve = commands.add_parser("serve", help="run the tile server")
+    _serve_options(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="generate synthetic radar and model files, ingest them, serve")
+    _serve_options(demo)
+    demo.add_argument("--workdir", default="demo-data", help="where the generated source files go")
+    demo.add_argument("--steps", type=int, default=25, help="radar frames at 5-minute steps (25 = 2 hours)")
+    demo.add_argument("--small", action="store_true", help="a coarse grid, for a quick look")
+    demo.add_argument("--no-serve", action="store_true", help="ingest only")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        return int(args.handler(args, settings))
+    except (CliError, SettingsError, StorageError) as exc:
+        print(f"wxtiles {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

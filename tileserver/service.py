@@ -1,0 +1,224 @@
+"""What the tile server does, as plain functions over a store: no HTTP here.
+
+The Starlette app (``tileserver.app``) only parses requests, calls these and
+turns results and :class:`~tileserver.errors.ApiError` into responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time as _time
+from dataclasses import dataclass
+from typing import Any
+
+import mercantile
+import numpy as np
+from cachetools import LRUCache
+
+import colormaps
+from renderers.colorize import ColormapMismatchError, check_compatible, color_table
+from renderers.png import render_npy, render_png, transparent_png
+from tileserver.errors import BadGateway, BadRequest, NotFound, Unavailable
+from tileserver.layers import LAYERS, Layer
+from tileserver.params import FrameTime, TileRequest
+from tileserver.reader import DatasetPool, FrameGone, FrameUnreadable, read_point, read_tile
+from tileserver.settings import Settings
+from tileserver.storage import StorageError
+from tileserver.store import Catalog, CatalogError, Frame, Store
+from tileserver.timeutil import format_utc
+
+log = logging.getLogger(__name__)
+
+# Part of every ETag: bump when rendering changes so clients refetch.
+RENDER_VERSION = "1"
+MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    media_type: str
+    etag: str
+    cache_control: str
+
+
+class TileService:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.datasets = DatasetPool(max_paths=settings.open_datasets)
+        self.tiles: LRUCache[tuple[Any, ...], bytes] = LRUCache(maxsize=max(settings.cache_mb, 0) * 2**20 or 1, getsizeof=len)
+        self._tiles_lock = threading.Lock()
+        self._catalogs: dict[str, tuple[float, Catalog]] = {}
+        self._catalog_lock = threading.Lock()
+
+    # -- catalogs -----------------------------------------------------------
+
+    def catalog(self, layer_id: str) -> Catalog:
+        """The layer's catalog, re-read from the store at most every ``catalog_ttl_s``.
+
+        If the store fails, the last catalog keeps serving; with none, 503.
+        """
+        now = _time.monotonic()
+        cached = self._catalogs.get(layer_id)
+        if cached and now - cached[0] < self.settings.catalog_ttl_s:
+            return cached[1]
+        try:
+            catalog = self.store.load_catalog(layer_id)
+        except CatalogError as exc:
+            log.error("%s", exc)
+            if cached:
+                return cached[1]
+            raise Unavailable(f"catalog of layer {layer_id!r} is unreadable") from None
+        except StorageError as exc:
+            log.error("store unavailable: %s", exc)
+            if cached:
+                return cached[1]
+            raise Unavailable("the frame store is unavailable") from None
+        with self._catalog_lock:
+            self._catalogs[layer_id] = (now, catalog)
+        return catalog
+
+    def resolve(self, layer: Layer, time: FrameTime, run: Any = None) -> Frame:
+        frame = self.catalog(layer.id).resolve(time, run)
+        if frame is None:
+            what = "no frames yet" if time == "latest" else f"no frame at {format_utc(time)}"
+            if run is not None:
+                what += f" in run {format_utc(run)}"
+            raise NotFound(f"layer {layer.id!r} has {what}")
+        return frame
+
+    # -- tiles --------------------------------------------------------------
+
+    def tile_etag(self, request: TileRequest, frame: Frame) -> str:
+        t = request.tile
+        key = f"{RENDER_VERSION}|{frame.digest}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
+        return '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
+
+    def cache_control(self, request: TileRequest) -> str:
+        # A time-stamped observation never changes; "latest", and a forecast valid
+        # time without run (a newer run may take it over), do.
+        mutable = request.time == "latest" or (request.layer.kind == "forecast" and request.run is None)
+        if mutable:
+            return f"public, max-age={self.settings.latest_max_age_s}"
+        return f"public, max-age={self.settings.frame_max_age_s}, immutable"
+
+    def prepare_tile(self, request: TileRequest) -> tuple[Frame, str, str]:
+        """Resolve the frame and compute validators without rendering (for 304s)."""
+        if request.format == "png":
+            try:
+                check_compatible(request.layer.id, request.colormap)
+            except colormaps.UnknownColormapError:
+                raise BadRequest(f"unknown colormap {request.colormap!r}; see /api/colormaps") from None
+            except ColormapMismatchError as exc:
+                raise BadRequest(str(exc)) from None
+        frame = self.resolve(request.layer, request.time, request.run)
+        return frame, self.tile_etag(request, frame), self.cache_control(request)
+
+    def render_tile(self, request: TileRequest, frame: Frame, etag: str, cache_control: str) -> Rendered:
+        media_type = MEDIA_TYPES[request.format]
+        key = (frame.key, request.tile, request.size, request.format, request.colormap)
+        body = self.tiles.get(key)
+        if body is None:
+            body = self._render(request, frame)
+            with self._tiles_lock:
+                self.tiles[key] = body
+        return Rendered(body, media_type, etag, cache_control)
+
+    def _render(self, request: TileRequest, frame: Frame) -> bytes:
+        if request.format == "png" and not _intersects(request.tile, frame.bounds):
+            return transparent_png(request.size)
+        codes = self._read(frame, lambda dataset: read_tile(dataset, request.tile, request.size))
+        if request.format == "npy":
+            return render_npy(request.layer.encoding.decode(codes))
+        return render_png(codes, color_table(request.layer.id, request.colormap))
+
+    def _read(self, frame: Frame, read: Any) -> Any:
+        path = self.store.storage.gdal_path(frame.key)
+        try:
+            with self.datasets.open(path) as dataset:
+                return read(dataset)
+        except FrameGone:
+            raise NotFound(f"frame {format_utc(frame.time)} of layer {frame.layer!r} is no longer available") from None
+        except FrameUnreadable as exc:
+            log.error("unreadable frame %s: %s", frame.key, exc)
+            raise BadGateway(f"frame {format_utc(frame.time)} of layer {frame.layer!r} cannot be read") from None
+        except Exception as exc:  # GDAL read errors surface as several rasterio types
+            self.datasets.forget(path)
+            log.error("read failed for frame %s: %s", frame.key, exc)
+            raise BadGateway(f"frame {format_utc(frame.time)} of layer {frame.layer!r} cannot be read") from None
+
+    # -- points -------------------------------------------------------------
+
+    def point(self, layer: Layer, lon: float, lat: float, time: FrameTime, run: Any = None) -> dict[str, Any]:
+        frame = self.resolve(layer, time, run)
+        code = self._read(frame, lambda dataset: read_point(dataset, lon, lat))
+        result: dict[str, Any] = {
+            "layer": layer.id, "time": format_utc(frame.time),
+            "run": format_utc(frame.run) if frame.run else None,
+            "lon": lon, "lat": lat, "units": layer.units,
+        }
+        if code is None or code == layer.encoding.nodata:
+            return {**result, "value": None, "status": "no-coverage"}
+        if code == layer.encoding.no_echo:
+            return {**result, "value": None, "status": "no-echo"}
+        value = float(layer.encoding.decode(np.array([code], dtype=layer.encoding.dtype))[0])
+        return {**result, "value": round(value, 4), "status": "ok"}
+
+    # -- metadata -----------------------------------------------------------
+
+    def layer_info(self, layer: Layer, base_url: str) -> dict[str, Any]:
+        catalog = self.catalog(layer.id)
+        visible = catalog.visible_frames()
+        latest = catalog.resolve("latest")
+        newest = catalog.frames[-1] if catalog.frames else None
+        info: dict[str, Any] = {
+            "id": layer.id,
+            "title": layer.title,
+            "units": layer.units,
+            "kind": layer.kind,
+            "colormap": layer.colormap,
+            "value_range": list(layer.value_range),
+            "bounds": list(_union_bounds(visible)) if visible else [-180.0, -85.0511287798066, 180.0, 85.0511287798066],
+            "minzoom": 0,
+            "maxzoom": newest.native_zoom if newest else 0,
+            "cadence_minutes": layer.cadence_minutes,
+            "attribution": layer.attribution,
+            "frames": [format_utc(f.time) for f in visible],
+            "latest": format_utc(latest.time) if latest else None,
+            "tiles": f"{base_url}tiles/{layer.id}/{{time}}/{{z}}/{{x}}/{{y}}.png",
+            "legend": f"{base_url}api/colormaps/{layer.colormap}/legend.png",
+        }
+        if layer.kind == "forecast":
+            info["runs"] = [
+                {"run": format_utc(run), "frames": [format_utc(f.time) for f in catalog.frames if f.run == run]}
+                for run in catalog.runs()
+            ]
+        return info
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            self.store.storage.check()
+            for layer_id in LAYERS:
+                self.store.load_catalog(layer_id)
+        except (StorageError, CatalogError) as exc:
+            return False, str(exc)
+        return True, "ready"
+
+    def close(self) -> None:
+        self.datasets.close()
+
+
+def _intersects(tile: mercantile.Tile, bounds: tuple[float, float, float, float]) -> bool:
+    tb = mercantile.bounds(tile)
+    west, south, east, north = bounds
+    return tb.west < east and tb.east > west and tb.south < north and tb.north > south
+
+
+def _union_bounds(frames: list[Frame]) -> tuple[float, float, float, float]:
+    return (
+        min(f.bounds[0] for f in frames), min(f.bounds[1] for f in frames),
+        max(f.bounds[2] for f in frames), max(f.bounds[3] for f in frames),
+    )

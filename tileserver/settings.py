@@ -1,0 +1,70 @@
+"""All configuration, read once from ``WXTILES_*`` environment variables.
+
+Every knob lives here so the README, the Kubernetes ConfigMap and the code agree
+on one list. Invalid values raise :class:`SettingsError` with a one-line message
+naming the variable; the CLI prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+PREFIX = "WXTILES_"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where frames and catalogs live: a folder path (an s3:// URL in production).
+    store: str = "./data"
+    # Size of the in-process LRU of encoded tiles, per worker process.
+    cache_mb: int = 256
+    # How long a loaded catalog is trusted before the store is asked again.
+    catalog_ttl_s: float = 2.0
+    # Cache-Control max-age for URLs whose content can change (``latest``, forecast
+    # valid times without ``run``); time-stamped observed frames are immutable.
+    latest_max_age_s: int = 60
+    frame_max_age_s: int = 7 * 24 * 3600
+    # Retention: observations older than this before a layer's newest frame are
+    # pruned; forecast layers keep only their newest runs.
+    retention_hours: float = 48.0
+    keep_runs: int = 3
+    # Open datasets kept between requests (file handles).
+    open_datasets: int = 64
+    # Allowed CORS origins for GET, comma separated.
+    cors_origins: str = "*"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            name = PREFIX + field.name.upper()
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            kind = type(field.default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+            if kind in (int, float) and value < 0:  # type: ignore[operator]
+                raise SettingsError(f"{name}={raw!r} must not be negative")
+            values[field.name] = value
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.keep_runs < 1:
+            raise SettingsError(f"{PREFIX}KEEP_RUNS must be at least 1")
+        if settings.open_datasets < 1:
+            raise SettingsError(f"{PREFIX}OPEN_DATASETS must be at least 1")
+        return settings
+
+    @staticmethod
+    def variable_names() -> list[str]:
+        return [PREFIX + f.name.upper() for f in fields(Settings)]
+

@@ -1,0 +1,177 @@
+"""Byte storage under the store: the one small interface the store layout sits on.
+
+Keys are ``/``-separated relative names (``reflectivity/20261127T214000Z-ab12cd34.tif``).
+:class:`LocalStorage` keeps them in a folder; an S3 implementation provides the
+same operations. Keys never come from clients: the store builds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class StorageError(RuntimeError):
+    """The store could not be reached or refused an operation."""
+
+
+class KeyNotFound(StorageError, FileNotFoundError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: float  # POSIX seconds
+
+
+class Storage(Protocol):
+    url: str
+
+    def read_bytes(self, key: str) -> bytes: ...
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Replace ``key`` atomically: readers see the old or the new bytes."""
+
+    def put_file(self, source: Path, key: str) -> None:
+        """Publish a finished local file under ``key`` atomically."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[StoredObject]: ...
+
+    def gdal_path(self, key: str) -> str:
+        """The name GDAL opens for ``key`` (a file path, or a ``/vsis3/`` path)."""
+
+    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Serialise writers of one catalog across processes."""
+
+    def check(self) -> None:
+        """Raise :class:`StorageError` if the store is unreachable."""
+
+
+class LocalStorage:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"key {key!r} escapes the store")
+        return path
+
+    def _tmp_dir(self) -> Path:
+        # Temporary files live inside the store so the final rename stays on one filesystem.
+        tmp = self.root / ".tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyNotFound(key) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {key} from {self.url}: {exc.strerror}") from exc
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+
+    def put_file(self, source: Path, key: str) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.resolve().parent == self._tmp_dir().resolve():
+            with open(source, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(source, target)
+            return
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+
+    def temporary_path(self, suffix: str) -> Path:
+        """A fresh path in the store's own temp folder, for building files to publish."""
+        fd, name = tempfile.mkstemp(dir=self._tmp_dir(), suffix=suffix)
+        os.close(fd)
+        return Path(name)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            if path.is_file():
+                stat = path.stat()
+                yield StoredObject(path.relative_to(self.root).as_posix(), stat.st_size, stat.st_mtime)
+
+    def gdal_path(self, key: str) -> str:
+        return str(self._path(key))
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        lock_dir = self.root / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / f"{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise StorageError(f"store folder {self.url} does not exist")
+        if not os.access(self.root, os.R_OK):
+            raise StorageError(f"store folder {self.url} is not readable")
+
+
+def open_storage(url: str, create: bool = False) -> LocalStorage:
+    """The storage a ``WXTILES_STORE`` value names."""
+    if "://" in url:
+        scheme = url.split("://", 1)[0]
+        raise StorageError(f"store {url!r}: the {scheme}:// store is not supported yet; use a folder path")
+    storage = LocalStorage(url)
+    if create:
+        try:
+            storage.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create store folder {storage.url}: {exc.strerror}") from exc
+    return storage

@@ -1,0 +1,286 @@
+"""The store layout and catalog: the contract between ingest and the tile server.
+
+Layout (keys relative to ``WXTILES_STORE``)::
+
+    catalog/{layer}.json                                   one catalog per layer
+    {layer}/{YYYY}/{MM}/{DD}/{valid}-{digest}.tif          observed frames
+    {layer}/runs/{run}/{valid}-{digest}.tif                forecast frames, per model run
+    .tmp/  .locks/                                         local store internals
+
+``valid`` and ``run`` are compact UTC times (``20261127T214000Z``); ``digest`` is
+the first 12 hex digits of the SHA-256 of the frame's encoded grid, so a key
+names exactly one content and is never overwritten.
+
+A catalog (``"format": "wxtiles-catalog/1"``) lists a layer's frames sorted by
+valid time then run; each frame entry names its key, times, digest, bounds and
+source file. Publishing writes the COG under its final key first and only then
+replaces the catalog (one atomic write), so a reader never finds an entry whose
+file is incomplete. Pruning removes entries first and files after.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time as _time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from tileserver.layers import Layer, get_layer
+from tileserver.storage import KeyNotFound, Storage, StorageError
+from tileserver.timeutil import compact_utc, format_utc, parse_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+CATALOG_FORMAT = "wxtiles-catalog/1"
+Bounds = tuple[float, float, float, float]  # west, south, east, north in degrees
+# Files under a layer that no catalog names (an interrupted ingest, a pruned frame
+# a reader still had open) are swept after this long.
+ORPHAN_GRACE_S = 600.0
+
+
+class CatalogError(StorageError):
+    """A catalog exists but cannot be parsed."""
+
+
+class FrameConflictError(ValueError):
+    """A different frame is already published under the same layer, time and run."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    layer: str
+    time: datetime  # valid time
+    run: datetime | None  # model run (reference) time; None for observations
+    key: str
+    digest: str
+    bounds: Bounds  # footprint of the source data, lon/lat
+    native_zoom: int
+    size: int
+    source: str
+    ingested: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": format_utc(self.time),
+            "run": format_utc(self.run) if self.run else None,
+            "key": self.key,
+            "digest": self.digest,
+            "bounds": list(self.bounds),
+            "native_zoom": self.native_zoom,
+            "size": self.size,
+            "source": self.source,
+            "ingested": format_utc(self.ingested),
+        }
+
+    @classmethod
+    def from_json(cls, layer: str, data: dict[str, Any]) -> Frame:
+        return cls(
+            layer=layer,
+            time=parse_utc(data["time"]),
+            run=parse_utc(data["run"]) if data.get("run") else None,
+            key=str(data["key"]),
+            digest=str(data["digest"]),
+            bounds=tuple(float(v) for v in data["bounds"]),  # type: ignore[arg-type]
+            native_zoom=int(data["native_zoom"]),
+            size=int(data["size"]),
+            source=str(data.get("source", "")),
+            ingested=parse_utc(data["ingested"]),
+        )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    layer: str
+    frames: tuple[Frame, ...] = ()
+    updated: datetime | None = None
+
+    def to_bytes(self) -> bytes:
+        doc = {
+            "format": CATALOG_FORMAT,
+            "layer": self.layer,
+            "updated": format_utc(self.updated or utcnow()),
+            "frames": [frame.to_json() for frame in self.frames],
+        }
+        return json.dumps(doc, indent=1).encode()
+
+    @classmethod
+    def from_bytes(cls, layer: str, raw: bytes) -> Catalog:
+        try:
+            doc = json.loads(raw)
+            if doc.get("format") != CATALOG_FORMAT:
+                raise ValueError(f"format is {doc.get('format')!r}, expected {CATALOG_FORMAT!r}")
+            frames = tuple(Frame.from_json(layer, item) for item in doc["frames"])
+            updated = parse_utc(doc["updated"]) if doc.get("updated") else None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CatalogError(f"catalog of layer {layer!r} is unreadable: {exc}") from exc
+        return cls(layer, _sorted(frames), updated)
+
+    def with_frame(self, frame: Frame) -> Catalog:
+        return replace(self, frames=_sorted((*self.frames, frame)), updated=utcnow())
+
+    def without(self, removed: set[str]) -> Catalog:
+        return replace(self, frames=tuple(f for f in self.frames if f.key not in removed), updated=utcnow())
+
+    def find(self, time: datetime, run: datetime | None) -> Frame | None:
+        for frame in self.frames:
+            if frame.time == time and frame.run == run:
+                return frame
+        return None
+
+    def runs(self) -> list[datetime]:
+        return sorted({f.run for f in self.frames if f.run is not None})
+
+    def visible_frames(self) -> list[Frame]:
+        """One frame per valid time: for forecasts, the newest run that covers it."""
+        best: dict[datetime, Frame] = {}
+        for frame in self.frames:
+            current = best.get(frame.time)
+            if current is None or (frame.run or frame.time) > (current.run or current.time):
+                best[frame.time] = frame
+        return [best[t] for t in sorted(best)]
+
+    def resolve(self, time: datetime | Literal["latest"], run: datetime | None = None, now: datetime | None = None) -> Frame | None:
+        """The frame a tile URL names, or None.
+
+        ``latest`` is the newest observation; for forecast layers it is the frame
+        of the newest run whose valid time is closest to now. A forecast valid
+        time without ``run`` takes the newest run that covers it.
+        """
+        candidates = [f for f in self.frames if run is None or f.run == run]
+        if not candidates:
+            return None
+        if time == "latest":
+            if candidates[0].run is None:
+                return candidates[-1]
+            newest_run = max(f.run for f in candidates if f.run is not None)
+            in_run = [f for f in candidates if f.run == newest_run]
+            now = now or utcnow()
+            return min(in_run, key=lambda f: (abs(f.time - now), f.time))
+        matching = [f for f in candidates if f.time == time]
+        if not matching:
+            return None
+        return max(matching, key=lambda f: f.run or f.time)
+
+
+def _sorted(frames: tuple[Frame, ...] | list[Frame]) -> tuple[Frame, ...]:
+    return tuple(sorted(frames, key=lambda f: (f.time, f.run or f.time)))
+
+
+def catalog_key(layer: str) -> str:
+    return f"catalog/{layer}.json"
+
+
+def frame_key(layer: Layer, time: datetime, run: datetime | None, digest: str) -> str:
+    name = f"{compact_utc(time)}-{digest[:12]}.tif"
+    if layer.kind == "forecast":
+        if run is None:
+            raise ValueError(f"layer {layer.id} holds forecasts: a frame needs its run time")
+        return f"{layer.id}/runs/{compact_utc(run)}/{name}"
+    return f"{layer.id}/{time:%Y/%m/%d}/{name}"
+
+
+@dataclass(frozen=True)
+class Retention:
+    observed: timedelta = timedelta(hours=48)
+    keep_runs: int = 3
+
+
+@dataclass
+class PublishResult:
+    frame: Frame
+    status: Literal["published", "unchanged"]
+
+
+@dataclass
+class Store:
+    storage: Storage
+    retention: Retention = field(default_factory=Retention)
+
+    def load_catalog(self, layer_id: str) -> Catalog:
+        try:
+            raw = self.storage.read_bytes(catalog_key(layer_id))
+        except KeyNotFound:
+            return Catalog(layer_id)
+        return Catalog.from_bytes(layer_id, raw)
+
+    def publish(
+        self,
+        layer: Layer,
+        cog: Path,
+        *,
+        time: datetime,
+        run: datetime | None,
+        digest: str,
+        bounds: Bounds,
+        native_zoom: int,
+        source: str,
+    ) -> PublishResult:
+        """Put a finished COG in the store, then list it in the catalog.
+
+        Same layer, time, run and content as an existing frame: nothing changes.
+        Different content: :class:`FrameConflictError`, the stored frame is kept.
+        """
+        key = frame_key(layer, time, run, digest)
+        frame = Frame(
+            layer=layer.id, time=time, run=run, key=key, digest=digest, bounds=bounds,
+            native_zoom=native_zoom, size=cog.stat().st_size, source=source, ingested=utcnow(),
+        )
+        existing = self.load_catalog(layer.id).find(time, run)
+        if existing is not None:
+            return self._same_or_conflict(existing, frame)
+        if not self.storage.exists(key):
+            self.storage.put_file(cog, key)
+        with self.storage.lock(f"catalog-{layer.id}"):
+            catalog = self.load_catalog(layer.id)
+            existing = catalog.find(time, run)
+            if existing is not None:
+                return self._same_or_conflict(existing, frame)
+            self.storage.write_bytes(catalog_key(layer.id), catalog.with_frame(frame).to_bytes())
+        return PublishResult(frame, "published")
+
+    @staticmethod
+    def _same_or_conflict(existing: Frame, frame: Frame) -> PublishResult:
+        if existing.digest == frame.digest:
+            return PublishResult(existing, "unchanged")
+        when = format_utc(frame.time) + (f" (run {format_utc(frame.run)})" if frame.run else "")
+        raise FrameConflictError(
+            f"{frame.layer} {when}: a different frame is already published; frames are immutable"
+        )
+
+    def prune(self, layer_id: str, now: float | None = None) -> list[Frame]:
+        """Drop frames outside the retention window, then sweep unlisted files."""
+        layer = get_layer(layer_id)
+        with self.storage.lock(f"catalog-{layer_id}"):
+            catalog = self.load_catalog(layer_id)
+            expired = self._expired(layer, catalog)
+            if expired:
+                self.storage.write_bytes(catalog_key(layer_id), catalog.without({f.key for f in expired}).to_bytes())
+                catalog = self.load_catalog(layer_id)
+        # Entries are gone from the catalog before their files: a reader holding an
+        # old catalog gets "frame gone" (404), never a half-deleted frame.
+        for frame in expired:
+            self.storage.delete(frame.key)
+        self._sweep(layer_id, {f.key for f in catalog.frames}, now if now is not None else _time.time())
+        if expired:
+            log.info("pruned %d frames of %s", len(expired), layer_id)
+        return expired
+
+    def _expired(self, layer: Layer, catalog: Catalog) -> list[Frame]:
+        if not catalog.frames:
+            return []
+        if layer.kind == "forecast":
+            keep = set(catalog.runs()[-self.retention.keep_runs :])
+            return [f for f in catalog.frames if f.run not in keep]
+        cutoff = catalog.frames[-1].time - self.retention.observed
+        return [f for f in catalog.frames if f.time < cutoff]
+
+    def _sweep(self, layer_id: str, listed: set[str], now: float) -> None:
+        for obj in self.storage.list(f"{layer_id}/"):
+            if obj.key not in listed and now - obj.modified > ORPHAN_GRACE_S:
+                self.storage.delete(obj.key)
+        for obj in self.storage.list(".tmp/"):
+            if now - obj.modified > ORPHAN_GRACE_S * 6:
+                self.storage.delete(obj.key)

@@ -1,0 +1,37 @@
+"""ISO 8601 UTC times as wxtiles writes and accepts them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+class TimeFormatError(ValueError):
+    pass
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO 8601 instant with an explicit UTC offset (``Z`` or ``+00:00``).
+
+    Naive times are refused: a radar frame time without a zone is ambiguous.
+    """
+    try:
+        value = datetime.fromisoformat(text)
+    except (ValueError, TypeError):
+        raise TimeFormatError(f"{text!r} is not an ISO 8601 time such as 2026-11-27T21:40:00Z") from None
+    if value.tzinfo is None:
+        raise TimeFormatError(f"{text!r} has no time zone; write UTC times with a trailing Z")
+    return value.astimezone(timezone.utc)
+
+
+def format_utc(value: datetime) -> str:
+    """``2026-11-27T21:40:00Z``: seconds precision, always UTC, always ``Z``."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def compact_utc(value: datetime) -> str:
+    """``20261127T214000Z``: the form used in store keys (no colons, sorts by time)."""
+    return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
