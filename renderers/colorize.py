@@ -54,5 +54,10 @@ def color_table(layer_id: str, colormap_name: str) -> ColorTable:
     value_range = layer.value_range if colormap.units is None else None
     offset = layer.encoding.table_offset
     if colormap.is_discrete:
-        return ColorTable(colormap.palette_index(values, value_range).astype(np.uint8), offset, tuple(colormap.palette()))
+        palette = tuple(colormap.palette())
+        index = colormap.palette_index(values, value_range).astype(np.uint8)
+        # Every invisible class becomes index 0, so "nothing to draw" is one test.
+        alpha = np.array([rgba[3] for rgba in palette], dtype=np.uint8)
+        index[alpha[index] == 0] = 0
+        return ColorTable(index, offset, palette)
     return ColorTable(colormap.rgba(values, value_range).astype(np.uint8), offset, None)

@@ -132,7 +132,7 @@ def read_tile(dataset: rasterio.DatasetReader, tile: mercantile.Tile, size: int)
 def read_point(dataset: rasterio.DatasetReader, lon: float, lat: float) -> int | None:
     """The stored code at a lon/lat from the full-resolution level; None outside the frame."""
     x, y = mercantile.xy(lon, lat)
-    col, row = ~dataset.transform * (x, y)
+    col, row = ~dataset.transform @ (x, y)
     col, row = math.floor(col), math.floor(row)
     if not (0 <= col < dataset.width and 0 <= row < dataset.height):
         return None
