@@ -7,7 +7,11 @@ coverage, -inf where a radar saw no echo.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import re
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,6 +21,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
+from rasterio.io import MemoryFile
 
 from ingest.errors import IngestError
 from ingest.units import convert
@@ -55,9 +60,24 @@ def parse_band_choice(text: str) -> BandChoice:
     return bands
 
 
-def gdal_name(path: Path) -> str:
-    name = str(path.resolve())
-    return f"/vsigzip/{name}" if path.suffix == ".gz" else name
+@contextlib.contextmanager
+def open_source(path: Path) -> Iterator[rasterio.DatasetReader]:
+    """Open a source file; gzipped files (MRMS) are inflated in memory first.
+
+    Inflating with Python's gzip rather than GDAL's /vsigzip/ turns a truncated
+    download into a clear "truncated gzip" instead of a zlib error code.
+    """
+    if path.suffix != ".gz":
+        with rasterio.open(path) as src:
+            yield src
+        return
+    try:
+        with gzip.open(path) as handle:
+            data = handle.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IngestError(f"truncated or corrupt gzip file ({_first_line(exc)})") from None
+    with MemoryFile(data, filename=path.stem) as memory, memory.open() as src:
+        yield src
 
 
 def read_field(
@@ -74,13 +94,15 @@ def read_field(
         with rasterio.Env(**GDAL_READ_OPTIONS):
             return _read(path, layer, time, run, band)
     except RasterioError as exc:
+        if "not recognized as being in a supported file format" in str(exc):
+            raise IngestError("unsupported format: not a GeoTIFF, NetCDF or GRIB2 file GDAL can read") from None
         raise IngestError(f"unreadable: {_first_line(exc)}") from None
     except (MemoryError, OSError, EOFError) as exc:
         raise IngestError(f"unreadable: {_first_line(exc)}") from None
 
 
 def _read(path: Path, layer: Layer, time: datetime | None, run: datetime | None, band: BandChoice | None) -> SourceField:
-    with rasterio.open(gdal_name(path)) as src:
+    with open_source(path) as src:
         if src.subdatasets and src.count == 0:
             subdataset = _pick_subdataset(src.subdatasets, layer, band is not None)
             with rasterio.open(subdataset) as sub:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import logging
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,8 +16,6 @@ from ingest.decode import BandChoice, read_field
 from ingest.errors import IngestError
 from tileserver.layers import Layer
 from tileserver.store import FrameConflictError, PublishResult, Store
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,8 +72,8 @@ def ingest_files(
                 report.published.append(ingest_file(store, path, layer, time=time, run=run, band=band))
             except IngestError as exc:
                 report.failed.append((path, str(exc)))
-                message = f"{path}: {exc}"
-                bar.write(message) if progress else log.error(message)
+                if progress:
+                    bar.write(f"{path}: {exc}", file=sys.stderr)
     if report.published:
         store.prune(layer.id)
     return report

@@ -1,0 +1,25 @@
+# The two commands of the README:
+#   make demo   set up, generate synthetic NOAA-format files, ingest them, serve on http://127.0.0.1:8000
+#   make test   set up and run the test suite (what CI runs through .ci/run)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+	npm ci --prefix frontend --no-audit --no-fund --loglevel=error
+
+demo: setup
+	$(BIN)/wxtiles demo
+
+test: setup
+	$(BIN)/python -m pytest -n 2 -q
+
+clean:
+	rm -rf $(VENV) frontend/node_modules .pytest_cache
