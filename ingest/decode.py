@@ -29,8 +29,9 @@ from tileserver.layers import Layer
 from tileserver.timeutil import TimeFormatError, parse_utc
 
 # GDAL options that make GRIB decoding predictable: units normalised (K -> degC),
-# global 0..360 grids rewrapped to -180..180.
-GDAL_READ_OPTIONS = {"GRIB_NORMALIZE_UNITS": "YES", "GRIB_ADJUST_LONGITUDE_RANGE": "YES"}
+# global 0..360 grids rewrapped to -180..180, and a stray wgrib2 .idx beside
+# the file ignored (the messages themselves are the truth).
+GDAL_READ_OPTIONS = {"GRIB_NORMALIZE_UNITS": "YES", "GRIB_ADJUST_LONGITUDE_RANGE": "YES", "USE_IDX": "NO"}
 
 _MRMS_STAMP = re.compile(r"(\d{8})[-_](\d{6})")
 _CF_TIME_UNITS = re.compile(r"^\s*(seconds?|minutes?|hours?|days?)\s+since\s+(.+?)\s*$", re.IGNORECASE)
