@@ -224,11 +224,18 @@ def _frame_times(src: rasterio.DatasetReader, index: int, path: Path) -> tuple[d
     netcdf = _netcdf_time(src, index)
     if netcdf is not None:
         return netcdf, None
-    for key in ("TIFFTAG_DATETIME", "valid_time", "time"):
+    tiff_time = src.tags().get("TIFFTAG_DATETIME")
+    if tiff_time:
+        # TIFF's "YYYY:MM:DD HH:MM:SS" has no zone; weather data is in UTC.
+        try:
+            return datetime.strptime(tiff_time.strip(), "%Y:%m:%d %H:%M:%S").replace(tzinfo=timezone.utc), None
+        except ValueError:
+            pass
+    for key in ("valid_time", "time"):
         text = src.tags().get(key)
         if text:
             try:
-                return parse_utc(text.replace(":", "-", 2) if key == "TIFFTAG_DATETIME" else text), None
+                return parse_utc(text), None
             except TimeFormatError:
                 pass
     stamp = _MRMS_STAMP.search(path.name)

@@ -49,7 +49,7 @@ class TileService:
         self.store = store
         self.settings = settings
         self.datasets = DatasetPool(max_paths=settings.open_datasets)
-        self.tiles: LRUCache[tuple[Any, ...], bytes] = LRUCache(maxsize=max(settings.cache_mb, 0) * 2**20 or 1, getsizeof=len)
+        self.tiles: LRUCache[tuple[Any, ...], bytes] = LRUCache(maxsize=settings.cache_mb * 2**20, getsizeof=len)
         self._tiles_lock = threading.Lock()
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
         self._catalog_lock = threading.Lock()
@@ -120,11 +120,13 @@ class TileService:
     def render_tile(self, request: TileRequest, frame: Frame, etag: str, cache_control: str) -> Rendered:
         media_type = MEDIA_TYPES[request.format]
         key = (frame.key, request.tile, request.size, request.format, request.colormap)
-        body = self.tiles.get(key)
+        with self._tiles_lock:  # an LRU lookup reorders the cache: not thread-safe alone
+            body = self.tiles.get(key)
         if body is None:
             body = self._render(request, frame)
-            with self._tiles_lock:
-                self.tiles[key] = body
+            if len(body) <= self.tiles.maxsize:
+                with self._tiles_lock:
+                    self.tiles[key] = body
         return Rendered(body, media_type, etag, cache_control)
 
     def _render(self, request: TileRequest, frame: Frame) -> bytes:

@@ -254,3 +254,23 @@ def test_corrupt_frame_is_502_and_other_frames_serve(tmp_path: Path, live_server
         broken = client.get(tile_url("2026-11-27T21:00:00Z"))
         assert broken.status_code == 502 and "cannot be read" in broken.json()["error"]
         assert client.get(tile_url("2026-11-27T21:05:00Z")).status_code == 200
+
+
+def test_tile_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
+    from tileserver.params import tile_params
+    from tileserver.service import TileService
+    from tileserver.settings import Settings
+
+    store = Store(open_storage(str(tmp_path / "store"), create=True))
+    ingest_file(store, radar_file(tmp_path, T0), RADAR)
+    for cache_mb in (0, 1):
+        service = TileService(store, Settings(store=str(tmp_path / "store"), cache_mb=cache_mb))
+        for z in range(3, 9):
+            tile = mercantile.tile(-100.0, 43.0, z)
+            for suffix in (".npy", ".png"):
+                request = tile_params("reflectivity", "latest", str(z), str(tile.x), f"{tile.y}{suffix}", {})
+                frame, etag, cc = service.prepare_tile(request)
+                assert service.render_tile(request, frame, etag, cc).body
+        assert service.tiles.currsize <= cache_mb * 2**20
+        # 262 kB .npy tiles: a 1 MB cache holds a few, never all six.
+        assert len(service.tiles) < 12 if cache_mb else len(service.tiles) == 0
