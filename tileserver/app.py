@@ -160,7 +160,10 @@ def _frontend_routes() -> list[Route | Mount]:
         if path.is_file() and path.suffix in FRONTEND_TYPES and path.name not in ("package.json", "package-lock.json"):
             routes.append(Route(f"/{path.name}", (lambda p: lambda request: FileResponse(p))(path), methods=["GET", "HEAD"]))
     leaflet = FRONTEND / "node_modules" / "leaflet" / "dist"
-    routes.append(Mount("/vendor/leaflet", StaticFiles(directory=leaflet, check_dir=False), name="leaflet"))
+    if leaflet.is_dir():  # installed by `npm ci --prefix frontend` (make setup)
+        routes.append(Mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet"))
+    else:
+        log.warning("frontend/node_modules/leaflet is missing: run `make setup`; the viewer will not load its map")
     return routes
 
 
