@@ -36,6 +36,12 @@ class Settings:
     keep_runs: int = 3
     # Open datasets kept between requests (file handles).
     open_datasets: int = 64
+    # NOAA open-data buckets that ``wxtiles fetch`` reads (anonymously), and an
+    # optional S3 endpoint URL for them (a mirror; empty = AWS).
+    mrms_bucket: str = "noaa-mrms-pds"
+    hrrr_bucket: str = "noaa-hrrr-bdp-pds"
+    gfs_bucket: str = "noaa-gfs-bdp-pds"
+    noaa_endpoint: str = ""
     # Allowed CORS origins for GET, comma separated.
     cors_origins: str = "*"
     log_level: str = "info"
