@@ -13,6 +13,8 @@ $(BIN)/python:
 
 setup: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test]"
+	@# Headless Chromium for tests/frontend (Debian package; `playwright install` cannot download here).
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq chromium >/dev/null)
 	npm ci --prefix frontend --no-audit --no-fund --loglevel=error
 
 demo: setup

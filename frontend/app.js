@@ -27,6 +27,7 @@
   };
 
   const map = L.map('map', { worldCopyJump: true }).setView([20, 0], 2);
+  window.wxtilesMap = map; // for end-to-end tests and debugging from the console
   L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png', {
     maxZoom: 19,
     attribution: '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
@@ -209,7 +210,8 @@
     if (!state.fitted) {
       const b = layerBounds(layer);
       if (b && b.isValid()) {
-        map.fitBounds(b);
+        // No zoom animation: a layer added mid-animation loads tiles for the old zoom first.
+        map.fitBounds(b, { animate: false });
         state.fitted = true;
       }
     }

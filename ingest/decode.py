@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import re
+import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,19 +21,20 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import RasterioError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from ingest.errors import IngestError
 from ingest.units import convert
 from tileserver.layers import Layer
-from tileserver.timeutil import TimeFormatError, parse_utc
+from tileserver.timeutil import TimeFormatError, checked_utc, format_utc, parse_utc, utcnow
 
 # GDAL options that make GRIB decoding predictable: units normalised (K -> degC),
 # global 0..360 grids rewrapped to -180..180, and a stray wgrib2 .idx beside
 # the file ignored (the messages themselves are the truth).
 GDAL_READ_OPTIONS = {"GRIB_NORMALIZE_UNITS": "YES", "GRIB_ADJUST_LONGITUDE_RANGE": "YES", "USE_IDX": "NO"}
 
+MAX_OBSERVATION_LEAD = timedelta(hours=1)
 _MRMS_STAMP = re.compile(r"(\d{8})[-_](\d{6})")
 _CF_TIME_UNITS = re.compile(r"^\s*(seconds?|minutes?|hours?|days?)\s+since\s+(.+?)\s*$", re.IGNORECASE)
 
@@ -77,6 +79,8 @@ def open_source(path: Path) -> Iterator[rasterio.DatasetReader]:
             data = handle.read()
     except (OSError, EOFError, zlib.error) as exc:
         raise IngestError(f"truncated or corrupt gzip file ({_first_line(exc)})") from None
+    if not data:
+        raise IngestError("is an empty gzip file")
     with MemoryFile(data, filename=path.stem) as memory, memory.open() as src:
         yield src
 
@@ -89,10 +93,16 @@ def read_field(
     run: datetime | None = None,
     band: BandChoice | None = None,
 ) -> SourceField:
+    if path.is_dir():
+        raise IngestError("is a directory, not a file")
     if not path.is_file():
         raise IngestError("no such file")
+    if path.stat().st_size == 0:
+        raise IngestError("is empty")
     try:
-        with rasterio.Env(**GDAL_READ_OPTIONS):
+        # We report a missing georeference ourselves, in one line.
+        with warnings.catch_warnings(), rasterio.Env(**GDAL_READ_OPTIONS):
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return _read(path, layer, time, run, band)
     except RasterioError as exc:
         if "not recognized as being in a supported file format" in str(exc):
@@ -135,6 +145,8 @@ def _read_dataset(
         raise IngestError("has no geotransform (not georeferenced)")
     if src.transform.b != 0 or src.transform.d != 0:
         raise IngestError("has a rotated grid, which wxtiles does not ingest")
+    if band is not None and len(band) == 2 and layer.selector.components is None:
+        raise IngestError(f"two bands (U,V) only make sense for a vector layer; {layer.id} takes one")
     bands = band or _select_bands(src, layer)
     for index in bands:
         if index > src.count:
@@ -150,10 +162,15 @@ def _read_dataset(
     valid = time or valid
     if valid is None:
         raise IngestError("carries no time (GRIB times, NetCDF time or a stamp in the file name); pass --time")
-    if layer.kind == "forecast":
-        run = run or reference or valid
-    else:
-        run = None
+    try:
+        valid = checked_utc(valid)
+        run = checked_utc(run or reference or valid) if layer.kind == "forecast" else None
+    except TimeFormatError as exc:
+        raise IngestError(f"has an impossible time: {exc}") from None
+    if layer.kind == "observed" and valid > utcnow() + MAX_OBSERVATION_LEAD:
+        # An observation from the future is a wrong clock or a typo; taking it
+        # would make retention drop every real frame as "older than the newest".
+        raise IngestError(f"observation time {format_utc(valid)} is in the future; check --time or the file")
     description = ", ".join(_describe(src, index) for index in bands)
     return SourceField(values, src.crs, transform, valid, run, description)
 
@@ -240,7 +257,10 @@ def _frame_times(src: rasterio.DatasetReader, index: int, path: Path) -> tuple[d
                 pass
     stamp = _MRMS_STAMP.search(path.name)
     if stamp:
-        return datetime.strptime("".join(stamp.groups()), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc), None
+        try:
+            return datetime.strptime("".join(stamp.groups()), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc), None
+        except ValueError:
+            pass  # digits that are not a date: no time from the name
     return None, None
 
 
@@ -272,7 +292,10 @@ def _netcdf_time(src: rasterio.DatasetReader, index: int) -> datetime | None:
     if origin.tzinfo is None:
         origin = origin.replace(tzinfo=timezone.utc)
     step = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit[0].lower()]
-    return (origin + timedelta(**{step: float(raw)})).astimezone(timezone.utc)
+    try:
+        return (origin + timedelta(**{step: float(raw)})).astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise IngestError(f"has a time coordinate value {raw!r} that is not a usable time") from None
 
 
 def _describe(src: rasterio.DatasetReader, index: int) -> str:

@@ -15,6 +15,7 @@ from ingest.cog import build_cog
 from ingest.decode import BandChoice, read_field
 from ingest.errors import IngestError
 from tileserver.layers import Layer
+from tileserver.storage import StorageError
 from tileserver.store import FrameConflictError, PublishResult, Store
 
 
@@ -35,7 +36,10 @@ def ingest_file(
 ) -> PublishResult:
     """Ingest one file; raises :class:`IngestError` and publishes nothing on failure."""
     source = read_field(path, layer, time=time, run=run, band=band)
-    work = store.storage.temporary_path(".tif")
+    try:
+        work = store.storage.temporary_path(".tif")
+    except StorageError as exc:
+        raise IngestError(str(exc)) from None
     try:
         try:
             built = build_cog(source, layer, work)
@@ -47,6 +51,9 @@ def ingest_file(
                 bounds=built.bounds, native_zoom=built.native_zoom, source=path.name,
             )
         except FrameConflictError as exc:
+            raise IngestError(str(exc)) from None
+        except StorageError as exc:
+            # The store's client already retried with backoff; nothing was listed.
             raise IngestError(str(exc)) from None
     finally:
         with contextlib.suppress(FileNotFoundError):

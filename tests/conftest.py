@@ -105,3 +105,56 @@ def live_server_for() -> Iterator:
 
 def minutes(n: int) -> timedelta:
     return timedelta(minutes=n)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 protocol server (moto) on loopback; yields its endpoint URL."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    executable = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    port = free_port()
+    process = subprocess.Popen(
+        [executable, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_store_via_proxy(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
+    """A fresh bucket reached through a :class:`FaultProxy`: yields (store URL, proxy)."""
+    import uuid
+
+    import boto3
+
+    from tests.faultproxy import FaultProxy
+
+    bucket = f"wx-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=bucket)
+    proxy = FaultProxy(int(s3_server.rsplit(":", 1)[1]), free_port()).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    try:
+        yield f"s3://{bucket}/frames", proxy
+    finally:
+        proxy.stop()

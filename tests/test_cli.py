@@ -70,8 +70,18 @@ def test_bad_settings_are_one_line(tmp_path: Path) -> None:
     result = wxtiles("prune", store=tmp_path, env={"WXTILES_CACHE_MB": "lots"})
     assert result.returncode == 2
     assert result.stderr.strip() == "wxtiles prune: WXTILES_CACHE_MB='lots' is not a valid int"
-    s3 = wxtiles("prune", store=tmp_path, env={"WXTILES_STORE": "s3://bucket/prefix"})
-    assert s3.returncode == 2 and "s3://" in s3.stderr
+    other = wxtiles("prune", store=tmp_path, env={"WXTILES_STORE": "gs://bucket/prefix"})
+    assert other.returncode == 2 and "s3://bucket/prefix" in other.stderr
+
+
+def test_s3_store_errors_name_the_store(tmp_path: Path, s3_server: str) -> None:
+    env = {"AWS_ENDPOINT_URL": s3_server}
+    source = str(radar_file(tmp_path, T0))
+    missing = wxtiles("ingest", source, "--layer", "reflectivity", "--quiet", store=tmp_path, env={**env, "WXTILES_STORE": "s3://no-such-bucket/x"})
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines()[0] == f"{source}: store s3://no-such-bucket/x: bucket 'no-such-bucket' does not exist"
+    serve = wxtiles("serve", "--port", "1", store=tmp_path, env={**env, "WXTILES_STORE": "s3://no-such-bucket/x"})
+    assert serve.returncode == 2 and serve.stderr.strip() == "wxtiles serve: store s3://no-such-bucket/x: bucket 'no-such-bucket' does not exist"
 
 
 def test_prune_command(tmp_path: Path) -> None:

@@ -41,6 +41,12 @@ GDAL_SERVE_CONFIG = {
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
+    "CPL_VSIL_CURL_CACHE_SIZE": "200000000",
+    # A slow or dead store must fail a request within seconds, not hang a worker.
+    "GDAL_HTTP_CONNECTTIMEOUT": "3",
+    "GDAL_HTTP_TIMEOUT": "5",
+    "GDAL_HTTP_MAX_RETRY": "1",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
 }
 
 
@@ -62,7 +68,8 @@ def tile(request: Request) -> Response:
     service = _service(request)
     frame, etag, cache_control = service.prepare_tile(tile_request)
     headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Time": frame.time.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    if etag in _etags(request.headers.get("if-none-match", "")):
+    validators = _etags(request.headers.get("if-none-match", ""))
+    if etag in validators or "*" in validators:
         return Response(status_code=304, headers=headers)
     rendered = service.render_tile(tile_request, frame, etag, cache_control)
     return Response(rendered.body, media_type=rendered.media_type, headers=headers)
@@ -116,7 +123,10 @@ def legend(request: Request) -> Response:
         layer_id = query.get("layer")
         if layer_id is None:
             raise BadRequest(f"colormap {found.name!r} is normalised: add ?layer= to label it with that layer's range")
-        value_range = params.layer_param(layer_id).value_range
+        try:
+            value_range = params.layer_param(layer_id).value_range
+        except NotFound as exc:
+            raise BadRequest(f"layer: {exc.message}") from None
     try:
         body = found.legend_png(width=width, height=height, value_range=value_range)
     except ValueError as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tileserver.layers import LAYERS, get_layer
 from tileserver.settings import Settings, SettingsError
-from tileserver.storage import StorageError, open_storage
+from tileserver.storage import StorageError, StoreUnreachable, open_storage
 from tileserver.store import Retention, Store
 from tileserver.timeutil import TimeFormatError, format_utc, parse_utc
 
@@ -81,7 +81,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     storage = open_storage(settings.store, create=True)
-    storage.check()
+    try:
+        storage.check()
+    except StoreUnreachable as exc:
+        # Start anyway: /readyz says "not ready" and the server recovers by itself.
+        print(f"wxtiles serve: warning: {exc}", file=sys.stderr)
     uvicorn.run(
         "tileserver.app:create_app", factory=True, host=args.host, port=args.port,
         workers=args.workers, root_path=args.root_path, proxy_headers=True,
@@ -101,10 +105,23 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_serve(args, settings)
 
 
+def _int_in(low: int, high: int):  # noqa: ANN202 - an argparse type
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range {low}..{high}")
+        return value
+
+    return parse
+
+
 def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--port", type=_int_in(1, 65535), default=8000)
+    parser.add_argument("--workers", type=_int_in(1, 64), default=1, help="uvicorn worker processes")
     parser.add_argument("--root-path", default="", help="path prefix when served behind a proxy, e.g. /wx")
     parser.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies whose X-Forwarded-* headers are trusted")
 
@@ -133,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate synthetic radar and model files, ingest them, serve")
     _serve_options(demo)
     demo.add_argument("--workdir", default="demo-data", help="where the generated source files go")
-    demo.add_argument("--steps", type=int, default=25, help="radar frames at 5-minute steps (25 = 2 hours)")
+    demo.add_argument("--steps", type=_int_in(1, 289), default=25, help="radar frames at 5-minute steps (25 = 2 hours)")
     demo.add_argument("--small", action="store_true", help="a coarse grid, for a quick look")
     demo.add_argument("--no-serve", action="store_true", help="ingest only")
     demo.set_defaults(handler=cmd_demo)

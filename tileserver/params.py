@@ -18,7 +18,9 @@ MAX_ZOOM = 22
 TileFormat = Literal["png", "npy"]
 FrameTime = datetime | Literal["latest"]
 
-_TILE_NAME = re.compile(r"^(?P<y>\d{1,8})(?:@(?P<scale>[12])x)?\.(?P<fmt>png|npy)$")
+# ASCII digits only: str.isdigit() accepts "³", which int() refuses.
+_DIGITS = re.compile(r"^[0-9]{1,8}$")
+_TILE_NAME = re.compile(r"^(?P<y>[0-9]{1,8})(?:@(?P<scale>[12])x)?\.(?P<fmt>png|npy)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
@@ -36,7 +38,7 @@ class TileRequest:
 def layer_param(layer_id: str) -> Layer:
     layer = LAYERS.get(layer_id)
     if layer is None:
-        shown = layer_id if _NAME.match(layer_id) else "(invalid name)"
+        shown = layer_id if _NAME.fullmatch(layer_id) else "(invalid name)"
         raise NotFound(f"unknown layer {shown!r}; known layers: {', '.join(LAYERS)}")
     return layer
 
@@ -62,15 +64,15 @@ def run_param(text: str | None) -> datetime | None:
 def colormap_name_param(text: str | None, layer: Layer) -> str:
     if text is None:
         return layer.colormap
-    if not _NAME.match(text):
+    if not _NAME.fullmatch(text):
         raise BadRequest("colormap: not a colormap name")
     return text
 
 
 def tile_params(layer_id: str, time: str, z: str, x: str, y_name: str, query: dict[str, str]) -> TileRequest:
     layer = layer_param(layer_id)
-    match = _TILE_NAME.match(y_name)
-    if not match or not z.isdigit() or not x.isdigit():
+    match = _TILE_NAME.fullmatch(y_name)
+    if not match or not _DIGITS.fullmatch(z) or not _DIGITS.fullmatch(x):
         raise BadRequest("tile address must be /{z}/{x}/{y}.png, {y}@2x.png or {y}.npy with whole numbers")
     zoom, col, row = int(z), int(x), int(match["y"])
     if zoom > MAX_ZOOM:
@@ -85,7 +87,8 @@ def tile_params(layer_id: str, time: str, z: str, x: str, y_name: str, query: di
         tile=mercantile.Tile(col, row, zoom),
         size=256 * int(match["scale"] or 1),
         format=fmt,
-        colormap=colormap_name_param(query.get("colormap"), layer),
+        # Raw values have no colours: one cache entry and ETag whatever ?colormap says.
+        colormap=colormap_name_param(query.get("colormap"), layer) if fmt == "png" else "",
     )
 
 
@@ -109,6 +112,6 @@ def size_param(query: dict[str, str], name: str, default: int, limit: int) -> in
     text = query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= limit:
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= limit:
         raise BadRequest(f"{name} must be a whole number from 1 to {limit}")
     return int(text)

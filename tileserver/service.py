@@ -11,6 +11,7 @@ import logging
 import threading
 import time as _time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import mercantile
@@ -20,10 +21,11 @@ from cachetools import LRUCache
 import colormaps
 from renderers.colorize import ColormapMismatchError, check_compatible, color_table
 from renderers.png import render_npy, render_png, transparent_png
-from tileserver.errors import BadGateway, BadRequest, NotFound, Unavailable
+from tileserver import gdalcache
+from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
 from tileserver.layers import LAYERS, Layer
 from tileserver.params import FrameTime, TileRequest
-from tileserver.reader import DatasetPool, FrameGone, FrameUnreadable, read_point, read_tile
+from tileserver.reader import DatasetPool, read_point, read_tile
 from tileserver.settings import Settings
 from tileserver.storage import StorageError
 from tileserver.store import Catalog, CatalogError, Frame, Store
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # Part of every ETag: bump when rendering changes so clients refetch.
 RENDER_VERSION = "1"
+# How GDAL's curl layer words a store that is down or too slow.
+NETWORK_FAILURES = ("timed out", "Couldn't connect", "Connection refused", "HTTP error code: 0", "HTTP error code: 5")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
 
 
@@ -67,6 +72,9 @@ class TileService:
             return cached[1]
         try:
             catalog = self.store.load_catalog(layer_id)
+            if not catalog.frames:
+                # "No frames" must not be what a vanished store looks like.
+                self.store.storage.check()
         except CatalogError as exc:
             log.error("%s", exc)
             if cached:
@@ -78,6 +86,10 @@ class TileService:
                 return cached[1]
             raise Unavailable("the frame store is unavailable") from None
         with self._catalog_lock:
+            current = self._catalogs.get(layer_id)
+            # A slow read that raced a faster one must not put an older catalog back.
+            if current and (current[1].updated or _EPOCH) > (catalog.updated or _EPOCH):
+                return current[1]
             self._catalogs[layer_id] = (now, catalog)
         return catalog
 
@@ -94,7 +106,7 @@ class TileService:
 
     def tile_etag(self, request: TileRequest, frame: Frame) -> str:
         t = request.tile
-        key = f"{RENDER_VERSION}|{frame.digest}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
+        key = f"{RENDER_VERSION}|{frame.layer}|{frame.digest}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
         return '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
 
     def cache_control(self, request: TileRequest) -> str:
@@ -142,15 +154,31 @@ class TileService:
         try:
             with self.datasets.open(path) as dataset:
                 return read(dataset)
-        except FrameGone:
-            raise NotFound(f"frame {format_utc(frame.time)} of layer {frame.layer!r} is no longer available") from None
-        except FrameUnreadable as exc:
-            log.error("unreadable frame %s: %s", frame.key, exc)
-            raise BadGateway(f"frame {format_utc(frame.time)} of layer {frame.layer!r} cannot be read") from None
         except Exception as exc:  # GDAL read errors surface as several rasterio types
             self.datasets.forget(path)
-            log.error("read failed for frame %s: %s", frame.key, exc)
-            raise BadGateway(f"frame {format_utc(frame.time)} of layer {frame.layer!r} cannot be read") from None
+            gdalcache.forget(path)
+            raise self._diagnose(frame, exc) from None
+
+    def _diagnose(self, frame: Frame, exc: Exception) -> ApiError:
+        """Why a frame could not be read, asked of the store itself.
+
+        GDAL reports a missing object, an unreachable store and a corrupt file
+        alike in places; one cheap existence check tells them apart.
+        """
+        what = f"frame {format_utc(frame.time)} of layer {frame.layer!r}"
+        text = str(exc)
+        if any(marker in text for marker in NETWORK_FAILURES):
+            log.error("store unavailable reading %s: %s", frame.key, text.splitlines()[0])
+            return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
+        try:
+            present = self.store.storage.exists(frame.key)
+        except StorageError as error:
+            log.error("store unavailable reading %s: %s", frame.key, error)
+            return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
+        if not present:
+            return NotFound(f"{what} is no longer available")
+        log.error("unreadable frame %s: %s", frame.key, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return BadGateway(f"{what} cannot be read")
 
     # -- points -------------------------------------------------------------
 

@@ -7,11 +7,13 @@ naming the variable; the CLI prints it and exits non-zero.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 PREFIX = "WXTILES_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 class SettingsError(ValueError):
@@ -60,12 +62,14 @@ class Settings:
                 value = kind(raw)
             except ValueError:
                 raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
-            if kind in (int, float) and value < 0:  # type: ignore[operator]
-                raise SettingsError(f"{name}={raw!r} must not be negative")
+            if kind in (int, float) and not (math.isfinite(value) and value >= 0):  # type: ignore[arg-type, operator]
+                raise SettingsError(f"{name}={raw!r} must be a finite number, not negative")
             values[field.name] = value
         settings = cls(**values)  # type: ignore[arg-type]
         if settings.keep_runs < 1:
             raise SettingsError(f"{PREFIX}KEEP_RUNS must be at least 1")
+        if settings.log_level not in LOG_LEVELS:
+            raise SettingsError(f"{PREFIX}LOG_LEVEL={settings.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
         if settings.open_datasets < 1:
             raise SettingsError(f"{PREFIX}OPEN_DATASETS must be at least 1")
         return settings

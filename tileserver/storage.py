@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,10 @@ class KeyNotFound(StorageError, FileNotFoundError):
     pass
 
 
+class StoreUnreachable(StorageError):
+    """The store did not answer (network, timeout): worth retrying later."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -37,11 +42,23 @@ class Storage(Protocol):
 
     def read_bytes(self, key: str) -> bytes: ...
 
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        """The bytes and a version token for :meth:`write_if`; :class:`KeyNotFound` if absent."""
+
     def write_bytes(self, key: str, data: bytes) -> None:
         """Replace ``key`` atomically: readers see the old or the new bytes."""
 
+    def write_if(self, key: str, data: bytes, version: str | None) -> bool:
+        """Replace ``key`` only if it is still at ``version`` (None: only if absent).
+
+        Compare-and-swap for catalogs: two writers never silently lose an entry.
+        """
+
     def put_file(self, source: Path, key: str) -> None:
         """Publish a finished local file under ``key`` atomically."""
+
+    def temporary_path(self, suffix: str) -> Path:
+        """A fresh local path for building a file to publish."""
 
     def exists(self, key: str) -> bool: ...
 
@@ -52,11 +69,8 @@ class Storage(Protocol):
     def gdal_path(self, key: str) -> str:
         """The name GDAL opens for ``key`` (a file path, or a ``/vsis3/`` path)."""
 
-    def lock(self, name: str) -> contextlib.AbstractContextManager[None]:
-        """Serialise writers of one catalog across processes."""
-
     def check(self) -> None:
-        """Raise :class:`StorageError` if the store is unreachable."""
+        """Raise :class:`StorageError` if the store is unreachable or misconfigured."""
 
 
 class LocalStorage:
@@ -84,7 +98,21 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"cannot read {key} from {self.url}: {exc.strerror}") from exc
 
+    @contextlib.contextmanager
+    def _os_errors(self, action: str, key: str) -> Iterator[None]:
+        # Disk full, read-only folder, permissions: a StorageError naming the store.
+        try:
+            yield
+        except FileNotFoundError:
+            raise KeyNotFound(key) from None
+        except OSError as exc:
+            raise StorageError(f"cannot {action} {key} in {self.url}: {exc.strerror or exc}") from None
+
     def write_bytes(self, key: str, data: bytes) -> None:
+        with self._os_errors("write", key):
+            self._write_bytes(key, data)
+
+    def _write_bytes(self, key: str, data: bytes) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), suffix=".part")
@@ -100,6 +128,10 @@ class LocalStorage:
             raise
 
     def put_file(self, source: Path, key: str) -> None:
+        with self._os_errors("write", key):
+            self._put_file(source, key)
+
+    def _put_file(self, source: Path, key: str) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.resolve().parent == self._tmp_dir().resolve():
@@ -122,7 +154,8 @@ class LocalStorage:
 
     def temporary_path(self, suffix: str) -> Path:
         """A fresh path in the store's own temp folder, for building files to publish."""
-        fd, name = tempfile.mkstemp(dir=self._tmp_dir(), suffix=suffix)
+        with self._os_errors("create a temporary file", ".tmp/"):
+            fd, name = tempfile.mkstemp(dir=self._tmp_dir(), suffix=suffix)
         os.close(fd)
         return Path(name)
 
@@ -130,7 +163,7 @@ class LocalStorage:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(KeyNotFound), self._os_errors("delete", key):
             self._path(key).unlink()
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
@@ -145,14 +178,29 @@ class LocalStorage:
     def gdal_path(self, key: str) -> str:
         return str(self._path(key))
 
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        data = self.read_bytes(key)
+        return data, hashlib.sha256(data).hexdigest()
+
+    def write_if(self, key: str, data: bytes, version: str | None) -> bool:
+        with self._os_errors("write", key):
+            return self._write_if(key, data, version)
+
+    def _write_if(self, key: str, data: bytes, version: str | None) -> bool:
         lock_dir = self.root / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / f"{name}.lock", "w") as handle:
+        lock_name = hashlib.sha256(key.encode()).hexdigest()[:16]
+        with open(lock_dir / f"{lock_name}.lock", "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                try:
+                    current: str | None = self.read_versioned(key)[1]
+                except KeyNotFound:
+                    current = None
+                if current != version:
+                    return False
+                self.write_bytes(key, data)
+                return True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
@@ -163,11 +211,14 @@ class LocalStorage:
             raise StorageError(f"store folder {self.url} is not readable")
 
 
-def open_storage(url: str, create: bool = False) -> LocalStorage:
-    """The storage a ``WXTILES_STORE`` value names."""
+def open_storage(url: str, create: bool = False) -> Storage:
+    """The storage a ``WXTILES_STORE`` value names: a folder, or ``s3://bucket/prefix``."""
+    if url.startswith("s3://"):
+        from tileserver.s3storage import S3Storage
+
+        return S3Storage(url)
     if "://" in url:
-        scheme = url.split("://", 1)[0]
-        raise StorageError(f"store {url!r}: the {scheme}:// store is not supported yet; use a folder path")
+        raise StorageError(f"store {url!r}: use a folder path or s3://bucket/prefix")
     storage = LocalStorage(url)
     if create:
         try:

@@ -14,15 +14,21 @@ names exactly one content and is never overwritten.
 A catalog (``"format": "wxtiles-catalog/1"``) lists a layer's frames sorted by
 valid time then run; each frame entry names its key, times, digest, bounds and
 source file. Publishing writes the COG under its final key first and only then
-replaces the catalog (one atomic write), so a reader never finds an entry whose
-file is incomplete. Pruning removes entries first and files after.
+replaces the catalog (one atomic compare-and-swap write, retried if another
+writer changed it meanwhile), so a reader never finds an entry whose file is
+incomplete and concurrent ingests never lose each other's entries. Pruning
+removes entries first and files after.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+import random
+import re
 import time as _time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +45,8 @@ Bounds = tuple[float, float, float, float]  # west, south, east, north in degree
 # Files under a layer that no catalog names (an interrupted ingest, a pruned frame
 # a reader still had open) are swept after this long.
 ORPHAN_GRACE_S = 600.0
+CATALOG_UPDATE_ATTEMPTS = 20
+_SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]*")
 
 
 class CatalogError(StorageError):
@@ -77,13 +85,20 @@ class Frame:
 
     @classmethod
     def from_json(cls, layer: str, data: dict[str, Any]) -> Frame:
+        key = str(data["key"])
+        # The catalog names files the server will open: only plain keys under the layer.
+        if not _SAFE_KEY.fullmatch(key) or not key.startswith(f"{layer}/") or ".." in key:
+            raise ValueError(f"frame key {key!r} is not a key of layer {layer!r}")
+        bounds = tuple(float(v) for v in data["bounds"])
+        if len(bounds) != 4 or not all(math.isfinite(v) for v in bounds):
+            raise ValueError(f"frame {key}: bounds must be four finite numbers")
         return cls(
             layer=layer,
             time=parse_utc(data["time"]),
             run=parse_utc(data["run"]) if data.get("run") else None,
-            key=str(data["key"]),
+            key=key,
             digest=str(data["digest"]),
-            bounds=tuple(float(v) for v in data["bounds"]),  # type: ignore[arg-type]
+            bounds=bounds,  # type: ignore[arg-type]
             native_zoom=int(data["native_zoom"]),
             size=int(data["size"]),
             source=str(data.get("source", "")),
@@ -110,11 +125,13 @@ class Catalog:
     def from_bytes(cls, layer: str, raw: bytes) -> Catalog:
         try:
             doc = json.loads(raw)
-            if doc.get("format") != CATALOG_FORMAT:
-                raise ValueError(f"format is {doc.get('format')!r}, expected {CATALOG_FORMAT!r}")
+            if not isinstance(doc, dict) or doc.get("format") != CATALOG_FORMAT:
+                raise ValueError(f"not a {CATALOG_FORMAT} document")
+            if not isinstance(doc.get("frames"), list):
+                raise ValueError("frames is not a list")
             frames = tuple(Frame.from_json(layer, item) for item in doc["frames"])
             updated = parse_utc(doc["updated"]) if doc.get("updated") else None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CatalogError(f"catalog of layer {layer!r} is unreadable: {exc}") from exc
         return cls(layer, _sorted(frames), updated)
 
@@ -230,16 +247,52 @@ class Store:
         )
         existing = self.load_catalog(layer.id).find(time, run)
         if existing is not None:
-            return self._same_or_conflict(existing, frame)
-        if not self.storage.exists(key):
-            self.storage.put_file(cog, key)
-        with self.storage.lock(f"catalog-{layer.id}"):
-            catalog = self.load_catalog(layer.id)
-            existing = catalog.find(time, run)
-            if existing is not None:
-                return self._same_or_conflict(existing, frame)
-            self.storage.write_bytes(catalog_key(layer.id), catalog.with_frame(frame).to_bytes())
-        return PublishResult(frame, "published")
+            result = self._same_or_conflict(existing, frame)
+            if not self.storage.exists(existing.key):
+                # Listed but its file lost (a sweep raced an earlier publish): repair it.
+                self.storage.put_file(cog, existing.key)
+            return result
+        # Always (re)write the file, even if an orphan of an interrupted ingest has
+        # this key: a same-named file has the same content, and a fresh write keeps
+        # the orphan sweep from deleting it before the catalog names it.
+        self.storage.put_file(cog, key)
+        result: PublishResult | None = None
+
+        def add(catalog: Catalog) -> Catalog | None:
+            nonlocal result
+            found = catalog.find(time, run)
+            if found is not None:
+                result = self._same_or_conflict(found, frame)
+                return None
+            result = PublishResult(frame, "published")
+            return catalog.with_frame(frame)
+
+        self._update_catalog(layer.id, add)
+        assert result is not None
+        return result
+
+    def _load_versioned(self, layer_id: str) -> tuple[Catalog, str | None]:
+        try:
+            raw, version = self.storage.read_versioned(catalog_key(layer_id))
+        except KeyNotFound:
+            return Catalog(layer_id), None
+        return Catalog.from_bytes(layer_id, raw), version
+
+    def _update_catalog(self, layer_id: str, change: Callable[[Catalog], Catalog | None]) -> Catalog:
+        """Read, change and write a catalog as one compare-and-swap, retried on races.
+
+        ``change`` returns the new catalog, or None to leave it as it is.
+        """
+        for attempt in range(CATALOG_UPDATE_ATTEMPTS):
+            catalog, version = self._load_versioned(layer_id)
+            changed = change(catalog)
+            if changed is None:
+                return catalog
+            if self.storage.write_if(catalog_key(layer_id), changed.to_bytes(), version):
+                return changed
+            # Another writer got there first: back off a little and redo the change on its result.
+            _time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise StorageError(f"catalog of layer {layer_id!r} kept changing under {CATALOG_UPDATE_ATTEMPTS} attempts to update it")
 
     @staticmethod
     def _same_or_conflict(existing: Frame, frame: Frame) -> PublishResult:
@@ -253,12 +306,14 @@ class Store:
     def prune(self, layer_id: str, now: float | None = None) -> list[Frame]:
         """Drop frames outside the retention window, then sweep unlisted files."""
         layer = get_layer(layer_id)
-        with self.storage.lock(f"catalog-{layer_id}"):
-            catalog = self.load_catalog(layer_id)
+        expired: list[Frame] = []
+
+        def drop(catalog: Catalog) -> Catalog | None:
+            nonlocal expired
             expired = self._expired(layer, catalog)
-            if expired:
-                self.storage.write_bytes(catalog_key(layer_id), catalog.without({f.key for f in expired}).to_bytes())
-                catalog = self.load_catalog(layer_id)
+            return catalog.without({f.key for f in expired}) if expired else None
+
+        catalog = self._update_catalog(layer_id, drop)
         # Entries are gone from the catalog before their files: a reader holding an
         # old catalog gets "frame gone" (404), never a half-deleted frame.
         for frame in expired:
@@ -274,7 +329,9 @@ class Store:
         if layer.kind == "forecast":
             keep = set(catalog.runs()[-self.retention.keep_runs :])
             return [f for f in catalog.frames if f.run not in keep]
-        cutoff = catalog.frames[-1].time - self.retention.observed
+        # Measured from the newest frame (an archive keeps its last 48 h), but never
+        # from a time in the future, which a wrong clock could have written.
+        cutoff = min(catalog.frames[-1].time, utcnow()) - self.retention.observed
         return [f for f in catalog.frames if f.time < cutoff]
 
     def _sweep(self, layer_id: str, listed: set[str], now: float) -> None:

@@ -9,10 +9,16 @@ class TimeFormatError(ValueError):
     pass
 
 
+# Frame times outside these years are typing mistakes, and would not round-trip
+# through four-digit ISO years.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
 def parse_utc(text: str) -> datetime:
     """Parse an ISO 8601 instant with an explicit UTC offset (``Z`` or ``+00:00``).
 
     Naive times are refused: a radar frame time without a zone is ambiguous.
+    Frame times are whole seconds, so fractions are dropped.
     """
     try:
         value = datetime.fromisoformat(text)
@@ -20,7 +26,21 @@ def parse_utc(text: str) -> datetime:
         raise TimeFormatError(f"{text!r} is not an ISO 8601 time such as 2026-11-27T21:40:00Z") from None
     if value.tzinfo is None:
         raise TimeFormatError(f"{text!r} has no time zone; write UTC times with a trailing Z")
-    return value.astimezone(timezone.utc)
+    try:
+        return checked_utc(value)
+    except TimeFormatError:
+        raise TimeFormatError(f"{text!r} is outside the years {MIN_YEAR}..{MAX_YEAR}") from None
+
+
+def checked_utc(value: datetime) -> datetime:
+    """``value`` in UTC, whole seconds, within the supported years."""
+    try:
+        utc = value.astimezone(timezone.utc).replace(microsecond=0)
+    except OverflowError:
+        raise TimeFormatError(f"{value} is outside the years {MIN_YEAR}..{MAX_YEAR}") from None
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise TimeFormatError(f"{value} is outside the years {MIN_YEAR}..{MAX_YEAR}")
+    return utc
 
 
 def format_utc(value: datetime) -> str:
