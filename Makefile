@@ -5,22 +5,27 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup setup-test demo test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 setup: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
-	@# Headless Chromium for tests/frontend (Debian package; `playwright install` cannot download here).
-	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq chromium >/dev/null)
+	$(BIN)/pip install --quiet -e .
 	npm ci --prefix frontend --no-audit --no-fund --loglevel=error
+
+setup-test: setup
+	$(BIN)/pip install --quiet -e ".[test]"
+	@# Headless Chromium for tests/frontend (Debian package; `playwright install` cannot download browsers here).
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes $(SUDO) apt-get install -y -qq chromium >/dev/null)
 
 demo: setup
 	$(BIN)/wxtiles demo
 
-test: setup
+test: setup-test
 	$(BIN)/python -m pytest -n 2 -q
 
 clean:

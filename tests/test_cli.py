@@ -93,3 +93,38 @@ def test_prune_command(tmp_path: Path) -> None:
     assert "reflectivity: pruned 1 frames" in result.stdout
     missing = wxtiles("prune", store=tmp_path / "nowhere")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_fetch_and_watch_from_a_noaa_like_bucket(tmp_path: Path, s3_server: str) -> None:
+    import boto3
+
+    from ingest import samples, synthetic
+    from tileserver.timeutil import utcnow
+
+    admin = boto3.client("s3", endpoint_url=s3_server)
+    bucket = f"mrms-{tmp_path.name[-8:].lower().replace('_', '')}"
+    admin.create_bucket(Bucket=bucket)
+    admin.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:HeadObject", "s3:ListBucket"],
+                       "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}],
+    }))
+    now = utcnow().replace(second=38, microsecond=0)
+    _, dbz = next(synthetic.radar_sequence(now, steps=1, shape=(175, 350)))
+    for back in (2, 4):
+        valid = now - minutes(back)
+        name = samples.mrms_filename("MergedReflectivityQCComposite", "00.50", valid)
+        samples.write_mrms_grib2(tmp_path / name, dbz, valid)
+        admin.put_object(Bucket=bucket, Key=f"CONUS/MergedReflectivityQCComposite_00.50/{valid:%Y%m%d}/{name}", Body=(tmp_path / name).read_bytes())
+    env = {"WXTILES_MRMS_BUCKET": bucket, "WXTILES_NOAA_ENDPOINT": s3_server}
+    store = tmp_path / "store"
+    first = wxtiles("fetch", "mrms", "--since", "30m", "--layer", "reflectivity", "--quiet", store=store, env=env)
+    assert first.returncode == 0, first.stderr
+    catalog = json.loads((store / "catalog" / "reflectivity.json").read_text())
+    assert len(catalog["frames"]) == 2
+    again = wxtiles("fetch", "mrms", "--since", "30m", "--layer", "reflectivity", "--quiet", store=store, env=env)
+    assert again.returncode == 0 and len(json.loads((store / "catalog" / "reflectivity.json").read_text())["frames"]) == 2
+    down = wxtiles("fetch", "mrms", "--quiet", store=store, env={**env, "WXTILES_NOAA_ENDPOINT": "http://127.0.0.1:9"})
+    assert down.returncode == 2 and down.stderr.count("\n") == 1 and bucket in down.stderr
+    bad = wxtiles("fetch", "hrrr", "--leads", "x-y", store=store, env=env)
+    assert bad.returncode == 2 and "--leads" in bad.stderr

@@ -67,6 +67,60 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _duration_arg(text: str | None):  # noqa: ANN202 - timedelta | None
+    """``90m``, ``2h``, ``1d`` or seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise CliError(f"--since {text!r}: write a duration such as 90m, 2h or 1d") from None
+    if not 0 < seconds <= 30 * 86400:
+        raise CliError(f"--since {text!r}: must be more than 0 and at most 30 days")
+    return timedelta(seconds=seconds)
+
+
+def _fetch_options(args: argparse.Namespace) -> dict[str, object]:
+    from ingest.sources import FetchError, parse_leads
+
+    run = None if args.run in (None, "latest") else _time_arg(args.run, "run")
+    try:
+        leads = parse_leads(args.leads) if args.leads else None
+    except (FetchError, ValueError) as exc:
+        raise CliError(f"--leads {args.leads!r}: {exc}") from None
+    return {"since": _duration_arg(args.since), "run": run, "leads": leads}
+
+
+def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.sources import FetchError, fetch
+
+    store = _store(settings, create=True)
+    options = _fetch_options(args)
+    try:
+        report = fetch(args.source, store, settings, layers=args.layer or None, progress=not args.quiet, **options)  # type: ignore[arg-type]
+    except FetchError as exc:
+        raise CliError(str(exc)) from None
+    print(report.summary())
+    for failure in report.failures:
+        print(str(failure), file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.sources import FetchError, watch
+
+    logging.getLogger("wxtiles.watch").setLevel(logging.INFO)
+    store = _store(settings, create=True)
+    options = _fetch_options(args)
+    try:
+        watch(args.sources, store, settings, args.interval, since=options["since"], leads=options["leads"])  # type: ignore[arg-type]
+    except FetchError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings, create=False)
     store.storage.check()
@@ -118,6 +172,11 @@ def _int_in(low: int, high: int):  # noqa: ANN202 - an argparse type
     return parse
 
 
+def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", help="backfill window for observations, e.g. 30m, 2h (default 2h) (mrms)")
+    parser.add_argument("--leads", help="forecast hours, e.g. 0-18 or 0-24/3 (hrrr, gfs)")
+
+
 def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=_int_in(1, 65535), default=8000)
@@ -142,6 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     prune = commands.add_parser("prune", help="delete frames outside the retention window")
     prune.add_argument("--layer", choices=list(LAYERS))
     prune.set_defaults(handler=cmd_prune)
+
+    fetch = commands.add_parser("fetch", help="fetch new frames from NOAA's open-data buckets (mrms, hrrr, gfs)")
+    fetch.add_argument("source", help="mrms, hrrr or gfs")
+    _fetch_arguments(fetch)
+    fetch.add_argument("--run", help="model run, ISO 8601 UTC, or 'latest' (default) (hrrr, gfs)")
+    fetch.add_argument("--layer", action="append", choices=list(LAYERS), help="only these layers (repeatable)")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    fetch.set_defaults(handler=cmd_fetch)
+
+    watch = commands.add_parser("watch", help="fetch and prune on an interval, for a one-machine setup")
+    watch.add_argument("sources", nargs="+", metavar="SOURCE", help="mrms, hrrr, gfs")
+    watch.add_argument("--interval", type=_int_in(10, 86400), default=120, help="seconds between cycles (default 120)")
+    _fetch_arguments(watch)
+    watch.set_defaults(handler=cmd_watch, run=None)
 
     serve = commands.add_parser("serve", help="run the tile server")
     _serve_options(serve)
