@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,9 +15,13 @@ from tqdm import tqdm
 from ingest.cog import build_cog
 from ingest.decode import BandChoice, read_field
 from ingest.errors import IngestError
+from ingest.motion import build_motion, ensure_latest_motion
 from tileserver.layers import Layer
 from tileserver.storage import StorageError
 from tileserver.store import FrameConflictError, PublishResult, Store
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +43,7 @@ def ingest_file(
     source = read_field(path, layer, time=time, run=run, band=band)
     try:
         work = store.storage.temporary_path(".tif")
+        motion_work = store.storage.temporary_path(".motion.tif")
     except StorageError as exc:
         raise IngestError(str(exc)) from None
     try:
@@ -46,18 +52,40 @@ def ingest_file(
         except Exception as exc:  # GDAL reports warp and encode failures in many types
             raise IngestError(f"cannot reproject or write the COG: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
         try:
-            return store.publish(
+            motion = _motion(store, layer, work, source.time, motion_work)
+            result = store.publish(
                 layer, work, time=source.time, run=source.run, digest=built.digest,
-                bounds=built.bounds, native_zoom=built.native_zoom, source=path.name,
+                bounds=built.bounds, native_zoom=built.native_zoom, source=path.name, motion=motion,
             )
+            _latest_motion(store, layer)
+            return result
         except FrameConflictError as exc:
             raise IngestError(str(exc)) from None
         except StorageError as exc:
             # The store's client already retried with backoff; nothing was listed.
             raise IngestError(str(exc)) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            work.unlink()
+        for leftover in (work, motion_work):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _motion(store: Store, layer: Layer, cog: Path, time: datetime, out: Path) -> Path | None:
+    """The new frame's motion field; a failure costs its nowcasts, never the frame."""
+    try:
+        return build_motion(store, layer, cog, time, out)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - motion is an extra; log and go on
+        log.warning("%s %s: no motion field: %s", layer.id, time, exc)
+        return None
+
+
+def _latest_motion(store: Store, layer: Layer) -> None:
+    try:
+        ensure_latest_motion(store, layer)
+    except Exception as exc:  # noqa: BLE001 - as above
+        log.warning("%s: no motion field for the newest frame: %s", layer.id, exc)
 
 
 def ingest_files(

@@ -26,6 +26,7 @@ from tileserver.service import TileService
 from tileserver.settings import Settings
 from tileserver.storage import open_storage
 from tileserver.store import Retention, Store
+from tileserver.timeutil import format_utc
 
 log = logging.getLogger("wxtiles")
 
@@ -66,12 +67,14 @@ def tile(request: Request) -> Response:
     p = request.path_params
     tile_request = params.tile_params(p["layer"], p["time"], p["z"], p["x"], p["y"], _query(request))
     service = _service(request)
-    frame, etag, cache_control = service.prepare_tile(tile_request)
-    headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Time": frame.time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    target, etag, cache_control = service.prepare_tile(tile_request)
+    headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Time": format_utc(target.time)}
+    if target.is_nowcast:
+        headers["X-Nowcast-From"] = format_utc(target.frame.time)
     validators = _etags(request.headers.get("if-none-match", ""))
     if etag in validators or "*" in validators:
         return Response(status_code=304, headers=headers)
-    rendered = service.render_tile(tile_request, frame, etag, cache_control)
+    rendered = service.render_tile(tile_request, target, etag, cache_control)
     return Response(rendered.body, media_type=rendered.media_type, headers=headers)
 
 
@@ -210,7 +213,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *_frontend_routes(),
     ]
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
-    middleware = [Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time"])]
+    middleware = [Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From"])]
     app = Starlette(
         routes=routes,
         middleware=middleware,

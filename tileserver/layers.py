@@ -115,6 +115,8 @@ class Layer:
     missing_values: tuple[float, ...] = ()
     # Nominal time between frames, for viewers and nowcasting.
     cadence_minutes: int = 5
+    # Observed radar layers get nowcast frames extrapolated from their motion.
+    nowcast: bool = False
     attribution: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -144,6 +146,7 @@ LAYERS: dict[str, Layer] = {
             no_echo_below=-32.0,
             missing_values=(-999.0,),
             cadence_minutes=5,
+            nowcast=True,
             attribution="NOAA MRMS",
         ),
         Layer(
@@ -162,6 +165,7 @@ LAYERS: dict[str, Layer] = {
             ),
             missing_values=(-1.0, -3.0, -999.0),
             cadence_minutes=5,
+            nowcast=True,
             attribution="NOAA MRMS",
         ),
         Layer(

@@ -105,19 +105,28 @@ def read_tile(dataset: rasterio.DatasetReader, tile: mercantile.Tile, size: int)
     Output pixel (i, j) takes the stored cell under its centre, so pixels line up
     with mercantile's tile geometry at every zoom, overzoom included.
     """
-    nodata = dataset.nodata
-    out = np.full((size, size), nodata, dtype=dataset.dtypes[0])
     left, bottom, right, top = mercantile.xy_bounds(tile)
-    pixel = (right - left) / size
+    return read_area(dataset, left, top, (right - left) / size, size, size)
+
+
+def read_area(dataset: rasterio.DatasetReader, left: float, top: float, pixel: float, width: int, height: int) -> np.ndarray:
+    """Codes on a north-up mercator grid anchored at (left, top) with square ``pixel`` cells.
+
+    Each output cell takes the stored cell under its centre (nodata outside the
+    frame); GDAL reads from the overview matching ``pixel``.
+    """
+    nodata = dataset.nodata
+    out = np.full((height, width), nodata, dtype=dataset.dtypes[0])
+    size_x, size_y = width, height
     transform = dataset.transform
     res_x, res_y = transform.a, -transform.e
     x0, y0 = transform.c, transform.f
     x1, y1 = x0 + dataset.width * res_x, y0 - dataset.height * res_y
     # Output pixels whose centres fall inside the dataset.
     i0 = max(0, math.ceil((x0 - left) / pixel - 0.5))
-    i1 = min(size, math.ceil((x1 - left) / pixel - 0.5))
+    i1 = min(size_x, math.ceil((x1 - left) / pixel - 0.5))
     j0 = max(0, math.ceil((top - y0) / pixel - 0.5))
-    j1 = min(size, math.ceil((top - y1) / pixel - 0.5))
+    j1 = min(size_y, math.ceil((top - y1) / pixel - 0.5))
     if i0 >= i1 or j0 >= j1:
         return out
     col_off = (left + i0 * pixel - x0) / res_x

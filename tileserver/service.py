@@ -11,7 +11,7 @@ import logging
 import threading
 import time as _time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import mercantile
@@ -20,6 +20,8 @@ from cachetools import LRUCache
 
 import colormaps
 from renderers.colorize import ColormapMismatchError, check_compatible, color_table
+from renderers.nowcast.advection import MotionField
+from renderers.nowcast.tiles import load_motion, nowcast_point, nowcast_tile
 from renderers.png import render_npy, render_png, transparent_png
 from tileserver import gdalcache
 from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
@@ -38,7 +40,29 @@ RENDER_VERSION = "1"
 # How GDAL's curl layer words a store that is down or too slow.
 NETWORK_FAILURES = ("timed out", "Couldn't connect", "Connection refused", "HTTP error code: 0", "HTTP error code: 5")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# A nowcast uses the newest motion estimated at most this long before its base frame.
+MOTION_MAX_AGE = timedelta(minutes=20)
 MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The frame a URL names: stored, or a nowcast ``lead_s`` past ``frame`` along ``motion``."""
+
+    frame: Frame
+    time: datetime
+    lead_s: float = 0.0
+    motion: str | None = None
+
+    @property
+    def is_nowcast(self) -> bool:
+        return self.lead_s > 0
+
+    @property
+    def identity(self) -> str:
+        """Everything the rendered bytes depend on, for cache keys and ETags."""
+        base = f"{self.frame.layer}|{self.frame.digest}"
+        return f"{base}|nowcast|{self.motion}|{self.lead_s:g}" if self.is_nowcast else base
 
 
 @dataclass(frozen=True)
@@ -58,6 +82,8 @@ class TileService:
         self._tiles_lock = threading.Lock()
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
         self._catalog_lock = threading.Lock()
+        self._motion: LRUCache[str, MotionField] = LRUCache(maxsize=16)
+        self._motion_lock = threading.Lock()
 
     # -- catalogs -----------------------------------------------------------
 
@@ -93,31 +119,60 @@ class TileService:
             self._catalogs[layer_id] = (now, catalog)
         return catalog
 
-    def resolve(self, layer: Layer, time: FrameTime, run: Any = None) -> Frame:
-        frame = self.catalog(layer.id).resolve(time, run)
-        if frame is None:
-            what = "no frames yet" if time == "latest" else f"no frame at {format_utc(time)}"
-            if run is not None:
-                what += f" in run {format_utc(run)}"
-            raise NotFound(f"layer {layer.id!r} has {what}")
-        return frame
+    def resolve(self, layer: Layer, time: FrameTime, run: Any = None) -> Target:
+        """What a URL's time names: a stored frame, or a nowcast from the latest one."""
+        catalog = self.catalog(layer.id)
+        frame = catalog.resolve(time, run)
+        if frame is not None:
+            return Target(frame, frame.time)
+        if time != "latest" and run is None:
+            for nowcast in self.nowcasts(layer, catalog):
+                if nowcast.time == time:
+                    return nowcast
+        what = "no frames yet" if time == "latest" else f"no frame at {format_utc(time)}"
+        if run is not None:
+            what += f" in run {format_utc(run)}"
+        elif layer.nowcast and catalog.frames and time != "latest" and time > catalog.frames[-1].time:
+            what += f" (nowcasts are every {layer.cadence_minutes} min up to {self.settings.nowcast_horizon_min} min after the latest frame)"
+        raise NotFound(f"layer {layer.id!r} has {what}")
+
+    def nowcasts(self, layer: Layer, catalog: Catalog) -> list[Target]:
+        """Nowcast frames: the layer's cadence after its latest observation, to the horizon.
+
+        They move the latest frame with the newest motion field estimated within
+        ``MOTION_MAX_AGE`` of it (the latest frame may lack one when frames
+        arrived out of order).
+        """
+        if not layer.nowcast or not catalog.frames:
+            return []
+        base = catalog.frames[-1]
+        motion = next((f.motion for f in reversed(catalog.frames) if f.motion and base.time - f.time <= MOTION_MAX_AGE), None)
+        if motion is None:
+            return []
+        step = timedelta(minutes=layer.cadence_minutes)
+        count = self.settings.nowcast_horizon_min // layer.cadence_minutes
+        return [Target(base, base.time + k * step, (k * step).total_seconds(), motion) for k in range(1, count + 1)]
 
     # -- tiles --------------------------------------------------------------
 
-    def tile_etag(self, request: TileRequest, frame: Frame) -> str:
+    def tile_etag(self, request: TileRequest, target: Target) -> str:
         t = request.tile
-        key = f"{RENDER_VERSION}|{frame.layer}|{frame.digest}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
+        key = f"{RENDER_VERSION}|{target.identity}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
         return '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
 
-    def cache_control(self, request: TileRequest) -> str:
-        # A time-stamped observation never changes; "latest", and a forecast valid
-        # time without run (a newer run may take it over), do.
-        mutable = request.time == "latest" or (request.layer.kind == "forecast" and request.run is None)
+    def cache_control(self, request: TileRequest, target: Target) -> str:
+        # A time-stamped observation never changes; "latest", a nowcast (redone
+        # from each new observation), and a forecast valid time without run (a
+        # newer run may take it over) do.
+        mutable = (
+            request.time == "latest" or target.is_nowcast
+            or (request.layer.kind == "forecast" and request.run is None)
+        )
         if mutable:
             return f"public, max-age={self.settings.latest_max_age_s}"
         return f"public, max-age={self.settings.frame_max_age_s}, immutable"
 
-    def prepare_tile(self, request: TileRequest) -> tuple[Frame, str, str]:
+    def prepare_tile(self, request: TileRequest) -> tuple[Target, str, str]:
         """Resolve the frame and compute validators without rendering (for 304s)."""
         if request.format == "png":
             try:
@@ -126,40 +181,59 @@ class TileService:
                 raise BadRequest(f"unknown colormap {request.colormap!r}; see /api/colormaps") from None
             except ColormapMismatchError as exc:
                 raise BadRequest(str(exc)) from None
-        frame = self.resolve(request.layer, request.time, request.run)
-        return frame, self.tile_etag(request, frame), self.cache_control(request)
+        target = self.resolve(request.layer, request.time, request.run)
+        return target, self.tile_etag(request, target), self.cache_control(request, target)
 
-    def render_tile(self, request: TileRequest, frame: Frame, etag: str, cache_control: str) -> Rendered:
+    def render_tile(self, request: TileRequest, target: Target, etag: str, cache_control: str) -> Rendered:
         media_type = MEDIA_TYPES[request.format]
-        key = (frame.key, request.tile, request.size, request.format, request.colormap)
+        key = (target.identity, request.tile, request.size, request.format, request.colormap)
         with self._tiles_lock:  # an LRU lookup reorders the cache: not thread-safe alone
             body = self.tiles.get(key)
         if body is None:
-            body = self._render(request, frame)
+            body = self._render(request, target)
             if len(body) <= self.tiles.maxsize:
                 with self._tiles_lock:
                     self.tiles[key] = body
         return Rendered(body, media_type, etag, cache_control)
 
-    def _render(self, request: TileRequest, frame: Frame) -> bytes:
-        if request.format == "png" and not _intersects(request.tile, frame.bounds):
-            return transparent_png(request.size)
-        codes = self._read(frame, lambda dataset: read_tile(dataset, request.tile, request.size))
+    def _render(self, request: TileRequest, target: Target) -> bytes:
+        frame = target.frame
+        if target.is_nowcast:
+            field = self.motion_field(target)
+            if request.format == "png" and not _intersects(request.tile, frame.bounds, margin_m=field.reach(target.lead_s)):
+                return transparent_png(request.size)
+            codes = self._read(frame, lambda dataset: nowcast_tile(dataset, request.tile, request.size, field, target.lead_s))
+        else:
+            if request.format == "png" and not _intersects(request.tile, frame.bounds):
+                return transparent_png(request.size)
+            codes = self._read(frame, lambda dataset: read_tile(dataset, request.tile, request.size))
         if request.format == "npy":
             return render_npy(request.layer.encoding.decode(codes))
         return render_png(codes, color_table(request.layer.id, request.colormap))
 
-    def _read(self, frame: Frame, read: Any) -> Any:
-        path = self.store.storage.gdal_path(frame.key)
+    def motion_field(self, target: Target) -> MotionField:
+        assert target.motion is not None
+        with self._motion_lock:
+            field = self._motion.get(target.motion)
+        if field is None:
+            field = self._read(target.frame, load_motion, key=target.motion)
+            with self._motion_lock:
+                self._motion[target.motion] = field
+        return field
+
+    def _read(self, frame: Frame, read: Any, key: str | None = None) -> Any:
+        """``read(dataset)`` on the frame's file (or its ``key``, e.g. its motion field)."""
+        key = key or frame.key
+        path = self.store.storage.gdal_path(key)
         try:
             with self.datasets.open(path) as dataset:
                 return read(dataset)
         except Exception as exc:  # GDAL read errors surface as several rasterio types
             self.datasets.forget(path)
             gdalcache.forget(path)
-            raise self._diagnose(frame, exc) from None
+            raise self._diagnose(frame, key, exc) from None
 
-    def _diagnose(self, frame: Frame, exc: Exception) -> ApiError:
+    def _diagnose(self, frame: Frame, key: str, exc: Exception) -> ApiError:
         """Why a frame could not be read, asked of the store itself.
 
         GDAL reports a missing object, an unreachable store and a corrupt file
@@ -168,28 +242,34 @@ class TileService:
         what = f"frame {format_utc(frame.time)} of layer {frame.layer!r}"
         text = str(exc)
         if any(marker in text for marker in NETWORK_FAILURES):
-            log.error("store unavailable reading %s: %s", frame.key, text.splitlines()[0])
+            log.error("store unavailable reading %s: %s", key, text.splitlines()[0])
             return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
         try:
-            present = self.store.storage.exists(frame.key)
+            present = self.store.storage.exists(key)
         except StorageError as error:
-            log.error("store unavailable reading %s: %s", frame.key, error)
+            log.error("store unavailable reading %s: %s", key, error)
             return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
         if not present:
             return NotFound(f"{what} is no longer available")
-        log.error("unreadable frame %s: %s", frame.key, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        log.error("unreadable frame %s: %s", key, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return BadGateway(f"{what} cannot be read")
 
     # -- points -------------------------------------------------------------
 
     def point(self, layer: Layer, lon: float, lat: float, time: FrameTime, run: Any = None) -> dict[str, Any]:
-        frame = self.resolve(layer, time, run)
-        code = self._read(frame, lambda dataset: read_point(dataset, lon, lat))
+        target = self.resolve(layer, time, run)
+        frame = target.frame
         result: dict[str, Any] = {
-            "layer": layer.id, "time": format_utc(frame.time),
+            "layer": layer.id, "time": format_utc(target.time),
             "run": format_utc(frame.run) if frame.run else None,
             "lon": lon, "lat": lat, "units": layer.units,
         }
+        if target.is_nowcast:
+            field = self.motion_field(target)
+            code = self._read(frame, lambda dataset: nowcast_point(dataset, lon, lat, field, target.lead_s))
+            result["nowcast"] = {"from": format_utc(frame.time), "lead_minutes": round(target.lead_s / 60)}
+        else:
+            code = self._read(frame, lambda dataset: read_point(dataset, lon, lat))
         if code is None or code == layer.encoding.nodata:
             return {**result, "value": None, "status": "no-coverage"}
         if code == layer.encoding.no_echo:
@@ -218,6 +298,9 @@ class TileService:
             "attribution": layer.attribution,
             "frames": [format_utc(f.time) for f in visible],
             "latest": format_utc(latest.time) if latest else None,
+            "nowcast": [
+                {"time": format_utc(n.time), "lead_minutes": round(n.lead_s / 60)} for n in self.nowcasts(layer, catalog)
+            ],
             "tiles": f"{base_url}tiles/{layer.id}/{{time}}/{{z}}/{{x}}/{{y}}.png",
             "legend": f"{base_url}api/colormaps/{layer.colormap}/legend.png",
         }
@@ -241,10 +324,12 @@ class TileService:
         self.datasets.close()
 
 
-def _intersects(tile: mercantile.Tile, bounds: tuple[float, float, float, float]) -> bool:
-    tb = mercantile.bounds(tile)
-    west, south, east, north = bounds
-    return tb.west < east and tb.east > west and tb.south < north and tb.north > south
+def _intersects(tile: mercantile.Tile, bounds: tuple[float, float, float, float], margin_m: float = 0.0) -> bool:
+    """Does the tile, grown by ``margin_m`` mercator metres, touch the lon/lat bounds?"""
+    left, bottom, right, top = mercantile.xy_bounds(tile)
+    west, south = mercantile.xy(bounds[0], bounds[1])
+    east, north = mercantile.xy(bounds[2], bounds[3])
+    return left - margin_m < east and right + margin_m > west and bottom - margin_m < north and top + margin_m > south
 
 
 def _union_bounds(frames: list[Frame]) -> tuple[float, float, float, float]:

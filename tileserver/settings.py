@@ -36,6 +36,8 @@ class Settings:
     # pruned; forecast layers keep only their newest runs.
     retention_hours: float = 48.0
     keep_runs: int = 3
+    # Nowcast frames reach this far past the latest observation, on the layer's cadence.
+    nowcast_horizon_min: int = 120
     # Open datasets kept between requests (file handles).
     open_datasets: int = 64
     # NOAA open-data buckets that ``wxtiles fetch`` reads (anonymously), and an

@@ -4,6 +4,7 @@ Layout (keys relative to ``WXTILES_STORE``)::
 
     catalog/{layer}.json                                   one catalog per layer
     {layer}/{YYYY}/{MM}/{DD}/{valid}-{digest}.tif          observed frames
+    {layer}/{YYYY}/{MM}/{DD}/{valid}-{digest}.motion.tif   their motion fields (radar layers)
     {layer}/runs/{run}/{valid}-{digest}.tif                forecast frames, per model run
     .tmp/  .locks/                                         local store internals
 
@@ -69,6 +70,13 @@ class Frame:
     size: int
     source: str
     ingested: datetime
+    # Key of the motion field estimated when this observation arrived (radar
+    # layers with nowcasts), stored beside the frame.
+    motion: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.key, self.motion) if self.motion else (self.key,)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +89,7 @@ class Frame:
             "size": self.size,
             "source": self.source,
             "ingested": format_utc(self.ingested),
+            "motion": self.motion,
         }
 
     @classmethod
@@ -89,6 +98,9 @@ class Frame:
         # The catalog names files the server will open: only plain keys under the layer.
         if not _SAFE_KEY.fullmatch(key) or not key.startswith(f"{layer}/") or ".." in key:
             raise ValueError(f"frame key {key!r} is not a key of layer {layer!r}")
+        motion = data.get("motion")
+        if motion is not None and (not isinstance(motion, str) or motion != motion_key(key)):
+            raise ValueError(f"frame {key}: motion key {motion!r} is not {motion_key(key)!r}")
         bounds = tuple(float(v) for v in data["bounds"])
         if len(bounds) != 4 or not all(math.isfinite(v) for v in bounds):
             raise ValueError(f"frame {key}: bounds must be four finite numbers")
@@ -103,6 +115,7 @@ class Frame:
             size=int(data["size"]),
             source=str(data.get("source", "")),
             ingested=parse_utc(data["ingested"]),
+            motion=motion,
         )
 
 
@@ -137,6 +150,9 @@ class Catalog:
 
     def with_frame(self, frame: Frame) -> Catalog:
         return replace(self, frames=_sorted((*self.frames, frame)), updated=utcnow())
+
+    def latest_observation(self) -> Frame | None:
+        return self.frames[-1] if self.frames and self.frames[-1].run is None else None
 
     def without(self, removed: set[str]) -> Catalog:
         return replace(self, frames=tuple(f for f in self.frames if f.key not in removed), updated=utcnow())
@@ -190,6 +206,11 @@ def catalog_key(layer: str) -> str:
     return f"catalog/{layer}.json"
 
 
+def motion_key(frame_key: str) -> str:
+    """The motion field of a frame sits beside it: ``...-{digest}.motion.tif``."""
+    return frame_key.removesuffix(".tif") + ".motion.tif"
+
+
 def frame_key(layer: Layer, time: datetime, run: datetime | None, digest: str) -> str:
     name = f"{compact_utc(time)}-{digest[:12]}.tif"
     if layer.kind == "forecast":
@@ -234,6 +255,7 @@ class Store:
         bounds: Bounds,
         native_zoom: int,
         source: str,
+        motion: Path | None = None,
     ) -> PublishResult:
         """Put a finished COG in the store, then list it in the catalog.
 
@@ -244,6 +266,7 @@ class Store:
         frame = Frame(
             layer=layer.id, time=time, run=run, key=key, digest=digest, bounds=bounds,
             native_zoom=native_zoom, size=cog.stat().st_size, source=source, ingested=utcnow(),
+            motion=motion_key(key) if motion is not None else None,
         )
         existing = self.load_catalog(layer.id).find(time, run)
         if existing is not None:
@@ -256,6 +279,8 @@ class Store:
         # this key: a same-named file has the same content, and a fresh write keeps
         # the orphan sweep from deleting it before the catalog names it.
         self.storage.put_file(cog, key)
+        if motion is not None and frame.motion:
+            self.storage.put_file(motion, frame.motion)
         result: PublishResult | None = None
 
         def add(catalog: Catalog) -> Catalog | None:
@@ -270,6 +295,19 @@ class Store:
         self._update_catalog(layer.id, add)
         assert result is not None
         return result
+
+    def attach_motion(self, layer_id: str, frame: Frame, motion: Path) -> None:
+        """Add a motion field to an already published frame (estimated after it arrived)."""
+        key = motion_key(frame.key)
+        self.storage.put_file(motion, key)
+
+        def set_motion(catalog: Catalog) -> Catalog | None:
+            if not any(f.key == frame.key and not f.motion for f in catalog.frames):
+                return None
+            frames = tuple(replace(f, motion=key) if f.key == frame.key else f for f in catalog.frames)
+            return replace(catalog, frames=frames, updated=utcnow())
+
+        self._update_catalog(layer_id, set_motion)
 
     def _load_versioned(self, layer_id: str) -> tuple[Catalog, str | None]:
         try:
@@ -317,8 +355,10 @@ class Store:
         # Entries are gone from the catalog before their files: a reader holding an
         # old catalog gets "frame gone" (404), never a half-deleted frame.
         for frame in expired:
-            self.storage.delete(frame.key)
-        self._sweep(layer_id, {f.key for f in catalog.frames}, now if now is not None else _time.time())
+            for key in frame.keys:
+                self.storage.delete(key)
+        listed = {key for f in catalog.frames for key in f.keys}
+        self._sweep(layer_id, listed, now if now is not None else _time.time())
         if expired:
             log.info("pruned %d frames of %s", len(expired), layer_id)
         return expired

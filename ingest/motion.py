@@ -1,0 +1,122 @@
+"""Estimate a radar layer's motion when a new observation arrives.
+
+The motion field is what nowcast tiles are extrapolated with. It is estimated
+once per frame, from this frame and the ones before it, on a coarse Web
+Mercator grid (motion is smooth, and echoes at 5 km carry it as well as at
+1 km), and stored beside the frame as a small two-band GeoTIFF of velocities in
+mercator metres per second (band 1 eastward, band 2 northward).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+from renderers.nowcast.motion import estimate_motion
+from tileserver.layers import Layer
+from tileserver.reader import read_area
+from tileserver.store import Catalog, Store
+
+log = logging.getLogger(__name__)
+
+ZOOM0_PIXEL = 2 * math.pi * 6378137 / 256
+# Estimate on ~5 km cells (zoom 5); store on ~20 km cells (zoom 3).
+ESTIMATE_PIXEL = ZOOM0_PIXEL / 2**5
+STORE_FACTOR = 4
+# Frames further apart than this say little about the present motion.
+MAX_GAP = timedelta(minutes=20)
+MIN_GAP = timedelta(minutes=1)
+FRAMES = 3
+
+
+def _dbz(values: np.ndarray, layer: Layer) -> np.ndarray:
+    """The motion estimator works on reflectivity; rain rates go back through Z = 200 R^1.6."""
+    if layer.units == "dBZ":
+        return values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dbz = 10 * np.log10(200.0 * np.power(np.maximum(values, 0.0), 1.6))
+    return np.where(np.isnan(values), np.nan, np.where(values > 0, dbz, -np.inf)).astype(np.float32)
+
+
+def previous_frames(catalog: Catalog, time: datetime) -> list[tuple[datetime, str]]:
+    """Up to two earlier frames, evenly spaced with this one, newest last."""
+    earlier = [f for f in catalog.frames if MIN_GAP <= time - f.time <= MAX_GAP]
+    if not earlier:
+        return []
+    newest = earlier[-1]
+    step = time - newest.time
+    chosen = [newest]
+    for frame in reversed(earlier[:-1]):
+        if abs((newest.time - frame.time) - step) <= step * 0.2:
+            chosen.insert(0, frame)
+            break
+    return [(f.time, f.key) for f in chosen][-(FRAMES - 1) :]
+
+
+def build_motion(store: Store, layer: Layer, cog: str | Path, time: datetime, out: Path) -> Path | None:
+    """Write the motion field of the frame at ``cog`` to ``out``; None without earlier frames."""
+    if not layer.nowcast:
+        return None
+    earlier = previous_frames(store.load_catalog(layer.id), time)
+    if not earlier:
+        return None
+    with rasterio.open(cog) as new:
+        left, bottom, right, top = new.bounds
+        # ~5 km cells, or the frame's own cells when it is coarser than that.
+        target = max(ESTIMATE_PIXEL, new.res[0])
+        width = max(8, round((right - left) / target))
+        height = max(8, round((top - bottom) / target))
+        pixel = (right - left) / width
+        grids = []
+        for _, key in earlier:
+            with rasterio.open(store.storage.gdal_path(key)) as old:
+                grids.append(read_area(old, left, top, pixel, width, height))
+        grids.append(read_area(new, left, top, pixel, width, height))
+    frames = [_dbz(layer.encoding.decode(codes), layer) for codes in grids]
+    step_s = (time - earlier[-1][0]).total_seconds()
+    flow = estimate_motion(frames)  # pixels per frame interval: +col east, +row south
+    factor = STORE_FACTOR if min(width, height) >= 8 * STORE_FACTOR else 1
+    u = _block_mean(flow[0], factor) * np.float32(pixel / step_s)
+    v = _block_mean(-flow[1], factor) * np.float32(pixel / step_s)
+    transform = Affine(pixel * factor, 0, left, 0, -pixel * factor, top)
+    with rasterio.open(
+        out, "w", driver="GTiff", width=u.shape[1], height=u.shape[0], count=2, dtype="float32",
+        crs="EPSG:3857", transform=transform, compress="deflate", predictor=3,
+    ) as dst:
+        dst.write(np.stack([u, v]).astype(np.float32))
+        dst.update_tags(frame_interval_s=str(step_s), frames=str(len(frames)))
+    return out
+
+
+def _block_mean(field: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return field.astype(np.float32)
+    rows, cols = (field.shape[0] // factor) * factor, (field.shape[1] // factor) * factor
+    trimmed = field[:rows, :cols]
+    return trimmed.reshape(rows // factor, factor, cols // factor, factor).mean(axis=(1, 3)).astype(np.float32)
+
+
+def ensure_latest_motion(store: Store, layer: Layer) -> None:
+    """Give the layer's newest frame a motion field if it has none yet.
+
+    Frames can arrive newest first (a backfill); the newest is the one
+    nowcasts start from, so it gets its motion once older frames are in.
+    """
+    if not layer.nowcast:
+        return
+    catalog = store.load_catalog(layer.id)
+    if not catalog.frames or catalog.frames[-1].motion:
+        return
+    latest = catalog.frames[-1]
+    out = store.storage.temporary_path(".motion.tif")
+    try:
+        if build_motion(store, layer, store.storage.gdal_path(latest.key), latest.time, out):
+            store.attach_motion(layer.id, latest, out)
+    finally:
+        out.unlink(missing_ok=True)

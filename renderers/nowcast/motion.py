@@ -1,0 +1,489 @@
+"""Motion-field estimation for the radar nowcast (optical flow on reflectivity).
+
+DOCSTRING_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "dis",
+    "estimate_motion",
+    "farneback",
+    "get_method",
+    "lucaskanade",
+    "to_brightness",
+]
+
+#: Reflectivity mapped to brightness 0 (and below: 0) ...
+DBZ_MIN = 0.0
+#: ... and to brightness 255 (and above: 255).
+DBZ_MAX = 60.0
+#: Images larger than this (pixels on the long side) are reduced by an
+#: integer factor before the flow is computed; the motion field is smooth on
+#: far larger scales than a few pixels, and this bounds the cost.
+MAX_SIZE = 2048
+
+
+# --------------------------------------------------------------------------
+# Pre-processing
+# --------------------------------------------------------------------------
+
+
+def to_brightness(dbz: np.ndarray, dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX) -> np.ndarray:
+    """uint8 "brightness" of a dBZ frame: ``dbz_min..dbz_max`` -> ``0..255``.
+
+    No coverage (NaN), no echo (-inf, or any value < 0 dBZ) and everything at
+    or below ``dbz_min`` become 0; values above ``dbz_max`` saturate at 255.
+    """
+    if not dbz_max > dbz_min:
+        raise ValueError("dbz_max must be greater than dbz_min")
+    lo = max(float(dbz_min), 0.0)
+    scale = np.float32(255.0 / (dbz_max - lo))
+    x = np.asarray(dbz, dtype=np.float32) - np.float32(lo)
+    with np.errstate(invalid="ignore"):
+        x *= scale
+        x += np.float32(0.5)
+        np.clip(x, 0.0, 255.0, out=x)  # -inf -> 0, NaN stays NaN
+    np.nan_to_num(x, copy=False, nan=0.0)
+    return x.astype(np.uint8)
+
+
+def _check_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(frames, np.ndarray) and frames.ndim == 2:
+        raise ValueError("need a sequence of at least 2 frames, got one 2-D array")
+    out = [np.asarray(f, dtype=np.float32) for f in frames]
+    if len(out) < 2:
+        raise ValueError(f"need at least 2 frames, got {len(out)}")
+    shape = out[0].shape
+    if len(shape) != 2 or min(shape) < 2:
+        raise ValueError(f"frames must be 2-D images, got shape {shape}")
+    for f in out[1:]:
+        if f.shape != shape:
+            raise ValueError(f"frames differ in shape: {shape} and {f.shape}")
+    return out
+
+
+def _push_pull(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """Fill where ``den`` (a 0..1 weight) is small with a smooth interpolation of ``num / den``.
+
+    Push-pull on a Gaussian pyramid: weighted means are averaged down to a
+    few pixels, then each level keeps its own value where its weight is
+    enough and takes the upsampled coarser value where it is not.
+    """
+    levels = [(num, den)]
+    while min(levels[-1][1].shape) > 8:
+        n, d = levels[-1]
+        levels.append((cv2.pyrDown(n, borderType=cv2.BORDER_REPLICATE),
+                       cv2.pyrDown(d, borderType=cv2.BORDER_REPLICATE)))
+    n, d = levels[-1]
+    total = float(d.sum())
+    mean = float(n.sum()) / total if total > 0 else 0.0
+    est = np.where(d > 1e-6, n / np.maximum(d, 1e-6), mean).astype(np.float32)
+    est = np.where(d > 1e-6, est, mean).astype(np.float32)
+    for n, d in reversed(levels[:-1]):
+        up = cv2.pyrUp(est, dstsize=(d.shape[1], d.shape[0]))
+        a = np.clip(d * 4.0, 0.0, 1.0)
+        own = np.divide(n, d, out=np.zeros_like(n), where=d > 1e-6)
+        est = a * own + (1.0 - a) * up
+    return est
+
+
+def _fill_no_coverage(b: np.ndarray, nocov: np.ndarray) -> np.ndarray:
+    """Continue the brightness smoothly into no coverage.
+
+    A no-coverage area set to 0 would be a sharp edge that does not move
+    with the echoes (or moves with the coverage), and the flow would follow
+    it; a smooth continuation of each frame's own echoes is no such feature.
+    """
+    valid = (~nocov).astype(np.float32)
+    fill = _push_pull(b.astype(np.float32) * valid, valid)
+    out = b.copy()
+    out[nocov] = np.clip(fill[nocov] + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+class _Prepared:
+    """Brightness images and masks of the frames, possibly on a reduced grid."""
+
+    def __init__(self, frames: Sequence[np.ndarray], dbz_min: float, dbz_max: float, max_size: int | None,
+                 coverage_buffer: int) -> None:
+        frames = _check_frames(frames)
+        self.shape = frames[0].shape
+        h, w = self.shape
+        self.factor = 1
+        if max_size and max(h, w) > max_size:
+            self.factor = int(math.ceil(max(h, w) / max_size))
+        f = self.factor
+        self.small_shape = (int(math.ceil(h / f)), int(math.ceil(w / f)))
+        self.images: list[np.ndarray] = []
+        self.nocov: list[np.ndarray] = []
+        for d in frames:
+            b = to_brightness(d, dbz_min, dbz_max)
+            nc = np.isnan(d).view(np.uint8)
+            if f > 1:
+                size = (self.small_shape[1], self.small_shape[0])
+                b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
+                nc = cv2.resize(nc * np.uint8(255), size, interpolation=cv2.INTER_AREA)
+            nc = nc > 0
+            if nc.any():
+                b = _fill_no_coverage(b, nc)
+            self.images.append(b)
+            self.nocov.append(nc)
+        # Pixels near no coverage see a static edge (the coverage boundary),
+        # not the echo: their vectors are not used.
+        r = int(coverage_buffer)
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1)) if r > 0 else None
+        self.usable: list[np.ndarray] = []
+        for a, b in zip(self.nocov[:-1], self.nocov[1:]):
+            bad = (a | b).view(np.uint8)
+            if kernel is not None and bad.any():
+                bad = cv2.dilate(bad, kernel)
+            self.usable.append(bad == 0)
+
+    def pairs(self):
+        for i in range(len(self.images) - 1):
+            yield self.images[i], self.images[i + 1], self.usable[i]
+
+    def finish(self, field_small: np.ndarray) -> np.ndarray:
+        """(2, h, w) field on the reduced grid -> (2, H, W) in full-grid pixels."""
+        if self.factor == 1:
+            return field_small
+        h, w = self.shape
+        out = np.empty((2, h, w), dtype=np.float32)
+        for c in range(2):
+            out[c] = cv2.resize(field_small[c], (w, h), interpolation=cv2.INTER_LINEAR)
+        out *= np.float32(self.factor)
+        return out
+
+
+# --------------------------------------------------------------------------
+# Densification: echo-region vectors -> smooth dense field
+# --------------------------------------------------------------------------
+
+
+def _default_cell(shape: tuple[int, int]) -> int:
+    return max(4, int(round(max(shape) / 256)))
+
+
+def _idw_fill(values: np.ndarray, weights: np.ndarray, k: int, power: float, offset: float,
+              decay: float) -> np.ndarray:
+    """Fill a coarse (2, hc, wc) vector grid from its cells with ``weights > 0``.
+
+    pysteps-style inverse-distance weighting over the ``k`` nearest data
+    cells (weight ``w / (d + offset) ** power``, distances in cells), blended
+    into the weighted domain mean as ``exp(-(d_nearest / decay) ** 2)`` far
+    from data, then lightly smoothed.  No data at all gives zeros.
+    """
+    hc, wc = weights.shape
+    data = weights > 0
+    n = int(np.count_nonzero(data))
+    if n == 0:
+        return np.zeros((2, hc, wc), dtype=np.float32)
+    rows, cols = np.nonzero(data)
+    pts = np.column_stack((rows, cols)).astype(np.float64)
+    vals = values[:, rows, cols].T.astype(np.float64)  # (n, 2)
+    wts = weights[rows, cols].astype(np.float64)
+    mean = (wts[:, None] * vals).sum(axis=0) / wts.sum()
+    kk = min(int(k), n)
+    gr, gc = np.mgrid[0:hc, 0:wc]
+    grid = np.column_stack((gr.ravel(), gc.ravel())).astype(np.float64)
+    dist, idx = cKDTree(pts).query(grid, k=kk, workers=-1)
+    if kk == 1:
+        dist, idx = dist[:, None], idx[:, None]
+    dp = dist + offset
+    dp = np.sqrt(dp) if power == 0.5 else np.power(dp, power)
+    iw = wts[idx] / dp
+    v = np.einsum("gk,gkc->gc", iw, vals[idx]) / iw.sum(axis=1, keepdims=True)
+    if decay and decay > 0:
+        a = np.exp(-((dist[:, 0] / decay) ** 2))[:, None]
+        v = a * v + (1.0 - a) * mean
+    out = v.T.reshape(2, hc, wc).astype(np.float32)
+    for c in range(2):
+        out[c] = cv2.GaussianBlur(out[c], (0, 0), 1.0, borderType=cv2.BORDER_REPLICATE)
+    return out
+
+
+def _upsample(coarse: np.ndarray, cell: int, shape: tuple[int, int]) -> np.ndarray:
+    hc, wc = coarse.shape[1:]
+    h, w = shape
+    out = np.empty((2, h, w), dtype=np.float32)
+    for c in range(2):
+        out[c] = cv2.resize(coarse[c], (wc * cell, hc * cell), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return out
+
+
+def _block_mean(a: np.ndarray, cell: int) -> np.ndarray:
+    """Mean over ``cell`` x ``cell`` blocks (zero padded at the far edges)."""
+    h, w = a.shape[:2]
+    hc, wc = -(-h // cell), -(-w // cell)
+    pad = ((0, hc * cell - h), (0, wc * cell - w)) + ((0, 0),) * (a.ndim - 2)
+    if any(p[1] for p in pad):
+        a = np.pad(a, pad)
+    # INTER_AREA with an integer factor is the exact block mean (and fast)
+    return cv2.resize(a, (wc, hc), interpolation=cv2.INTER_AREA).astype(np.float64)
+
+
+def _densify_dense(sum_wf: np.ndarray, sum_w: np.ndarray, cell: int, k: int, power: float, offset: float,
+                   decay: float, min_weight: float) -> np.ndarray:
+    """Dense (H, W, 2) weighted flow sums -> smooth (2, H, W) motion field."""
+    cw = _block_mean(sum_w, cell)
+    cf = _block_mean(sum_wf, cell)  # (hc, wc, 2)
+    ok = cw > min_weight
+    vals = np.zeros((2,) + cw.shape, dtype=np.float64)
+    vals[:, ok] = (cf[ok] / cw[ok, None]).T
+    coarse = _idw_fill(vals, np.where(ok, cw, 0.0), k, power, offset, decay)
+    return _upsample(coarse, cell, sum_w.shape)
+
+
+# --------------------------------------------------------------------------
+# Methods
+# --------------------------------------------------------------------------
+
+
+def _dense_method(flow_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], frames: Sequence[np.ndarray], *,
+                  dbz_min: float, dbz_max: float, max_size: int | None, cell: int | None, k: int, power: float,
+                  offset: float, decay: float, min_weight: float, coverage_buffer: int,
+                  backward: bool) -> np.ndarray:
+    prep = _Prepared(frames, dbz_min, dbz_max, max_size, coverage_buffer)
+    h, w = prep.small_shape
+    sum_wf = np.zeros((h, w, 2), dtype=np.float32)
+    sum_w = np.zeros((h, w), dtype=np.float32)
+    for prev, nxt, usable in prep.pairs():
+        if backward:  # vectors located in the newer frame: minus the flow newer -> older
+            wgt = ((nxt > 0) & usable).astype(np.float32)
+            if not wgt.any():
+                continue
+            flow = flow_fn(nxt, prev)
+            flow *= -1.0
+        else:
+            wgt = ((prev > 0) & usable).astype(np.float32)
+            if not wgt.any():
+                continue
+            flow = flow_fn(prev, nxt)
+        flow[~np.isfinite(flow)] = 0.0
+        sum_wf += flow * wgt[..., None]
+        sum_w += wgt
+    c = int(cell) if cell else _default_cell((h, w))
+    field = _densify_dense(sum_wf, sum_w, c, k, power, offset, decay, min_weight)
+    return prep.finish(field)
+
+
+def _method(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Make an estimator's output the contract's: contiguous finite float32 (2, H, W)."""
+
+    @functools.wraps(fn)
+    def estimate(frames: Sequence[np.ndarray], **kwargs) -> np.ndarray:
+        out = np.ascontiguousarray(fn(frames, **kwargs), dtype=np.float32)
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
+
+    return estimate
+
+
+_COMMON_DOC = """
+    Common keyword arguments: ``dbz_min``/``dbz_max`` (brightness scaling),
+    ``max_size`` (grids longer than this are reduced by an integer factor
+    first; None = never), ``cell`` (densification cell in pixels of the
+    grid the flow is computed on; default max(4, long side / 256)), ``k``,
+    ``power``, ``offset`` (IDW over the k nearest echo cells), ``decay``
+    (cells over which the field relaxes to the domain mean away from echoes),
+    ``min_weight`` (echo fraction of a cell for its vector to count),
+    ``coverage_buffer`` (pixels next to no coverage whose vectors are dropped).
+"""
+
+_DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+@_method
+def dis(frames: Sequence[np.ndarray], *, preset: str = "medium", finest_scale: int | None = None,
+        patch_size: int | None = None, patch_stride: int | None = None, smooth: float = 1.0,
+        dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX, max_size: int | None = MAX_SIZE,
+        cell: int | None = None, k: int = 20, power: float = 0.5, offset: float = 0.5, decay: float = 16.0,
+        min_weight: float = 0.05, coverage_buffer: int = 10, backward: bool = False) -> np.ndarray:
+    """Dense Inverse Search optical flow (OpenCV ``DISOpticalFlow``), as rainymotion's Dense model.
+
+    ``preset`` is "ultrafast", "fast" or "medium"; ``finest_scale``,
+    ``patch_size`` and ``patch_stride`` override the preset; ``smooth`` is the
+    sigma (pixels) of a Gaussian blur of the brightness images (0 = none).
+    """
+    try:
+        p = _DIS_PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown DIS preset {preset!r}; known: {', '.join(_DIS_PRESETS)}") from None
+
+    def flow_fn(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        engine = cv2.DISOpticalFlow_create(p)
+        if finest_scale is not None:
+            engine.setFinestScale(int(finest_scale))
+        if patch_size is not None:
+            engine.setPatchSize(int(patch_size))
+        if patch_stride is not None:
+            engine.setPatchStride(int(patch_stride))
+        if smooth:
+            prev = cv2.GaussianBlur(prev, (0, 0), smooth)
+            nxt = cv2.GaussianBlur(nxt, (0, 0), smooth)
+        return engine.calc(prev, nxt, None)
+
+    return _dense_method(flow_fn, frames, dbz_min=dbz_min, dbz_max=dbz_max, max_size=max_size, cell=cell, k=k,
+                         power=power, offset=offset, decay=decay, min_weight=min_weight,
+                         coverage_buffer=coverage_buffer, backward=backward)
+
+
+@_method
+def farneback(frames: Sequence[np.ndarray], *, pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15,
+              iterations: int = 3, poly_n: int = 5, poly_sigma: float = 1.1, gaussian: bool = False,
+              dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX, max_size: int | None = MAX_SIZE,
+              cell: int | None = None, k: int = 20, power: float = 0.5, offset: float = 0.5,
+              decay: float = 16.0, min_weight: float = 0.05, coverage_buffer: int = 10,
+              backward: bool = False) -> np.ndarray:
+    """Gunnar Farneback's polynomial-expansion flow (``cv2.calcOpticalFlowFarneback``), pysteps' defaults."""
+    flags = cv2.OPTFLOW_FARNEBACK_GAUSSIAN if gaussian else 0
+
+    def flow_fn(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        return cv2.calcOpticalFlowFarneback(prev, nxt, None, pyr_scale, levels, winsize, iterations, poly_n,
+                                            poly_sigma, flags)
+
+    return _dense_method(flow_fn, frames, dbz_min=dbz_min, dbz_max=dbz_max, max_size=max_size, cell=cell, k=k,
+                         power=power, offset=offset, decay=decay, min_weight=min_weight,
+                         coverage_buffer=coverage_buffer, backward=backward)
+
+
+def _local_outliers(xy: np.ndarray, uv: np.ndarray, k: int, thr: float) -> np.ndarray:
+    """pysteps ``detect_outliers``: Mahalanobis distance to the k nearest vectors > thr."""
+    n = xy.shape[0]
+    if n < 3:
+        return np.zeros(n, dtype=bool)
+    kk = min(int(k) + 1, n)
+    _, idx = cKDTree(xy).query(xy, k=kk)
+    nb = uv[idx[:, 1:]]  # (n, kk-1, 2)
+    mu = nb.mean(axis=1)
+    d = nb - mu[:, None, :]
+    m = kk - 1
+    if m < 2:
+        return np.zeros(n, dtype=bool)
+    sxx = (d[..., 0] ** 2).sum(axis=1) / (m - 1)
+    syy = (d[..., 1] ** 2).sum(axis=1) / (m - 1)
+    sxy = (d[..., 0] * d[..., 1]).sum(axis=1) / (m - 1)
+    det = sxx * syy - sxy**2
+    z = uv - mu
+    with np.errstate(divide="ignore", invalid="ignore"):
+        md2 = (syy * z[:, 0] ** 2 - 2 * sxy * z[:, 0] * z[:, 1] + sxx * z[:, 1] ** 2) / det
+    md = np.sqrt(np.where(det > 1e-12, md2, 0.0))  # degenerate (all equal) neighbours: no outlier
+    return md > thr
+
+
+@_method
+def lucaskanade(frames: Sequence[np.ndarray], *, max_corners: int = 1000, quality_level: float = 0.01,
+                min_distance: int = 10, block_size: int = 5, winsize: int = 50, nr_levels: int = 3,
+                max_iter: int = 10, min_eig_thr: float = 1e-4, size_opening: int = 3, nr_std_outlier: float = 3.0,
+                k_outlier: int = 30, dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX,
+                max_size: int | None = MAX_SIZE, cell: int | None = None, k: int = 20, power: float = 0.5,
+                offset: float = 0.5, decay: float = 16.0, min_weight: float = 0.0,
+                coverage_buffer: int = 10) -> np.ndarray:
+    """pysteps' sparse Lucas-Kanade: Shi-Tomasi corners tracked with pyramidal LK, densified by IDW.
+
+    Defaults are pysteps' (``max_corners=1000, quality_level=0.01,
+    min_distance=10, block_size=5``; ``winsize=50, nr_levels=3``, 10
+    iterations; opening of 3 px; local outliers beyond 3 sigma among 30
+    neighbours).  Vectors of all frame pairs are pooled, averaged per cell
+    (declustering) and interpolated as in the dense methods.
+    """
+    del min_weight  # every cell with a vector counts
+    prep = _Prepared(frames, dbz_min, dbz_max, max_size, coverage_buffer)
+    h, w = prep.small_shape
+    xy_all, uv_all = [], []
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size_opening, size_opening)) if size_opening > 0 else None
+    lk = dict(winSize=(int(winsize), int(winsize)), maxLevel=int(nr_levels),
+              criteria=(cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, int(max_iter), 0.0),
+              minEigThreshold=float(min_eig_thr))
+    for prev, nxt, usable in prep.pairs():
+        if kernel is not None:
+            prev = cv2.morphologyEx(prev, cv2.MORPH_OPEN, kernel)
+            nxt = cv2.morphologyEx(nxt, cv2.MORPH_OPEN, kernel)
+        mask = ((prev > 0) & usable).view(np.uint8)
+        if not mask.any():
+            continue
+        p0 = cv2.goodFeaturesToTrack(prev, int(max_corners), float(quality_level), float(min_distance),
+                                     mask=mask, blockSize=int(block_size))
+        if p0 is None or len(p0) == 0:
+            continue
+        p0 = p0.astype(np.float32).reshape(-1, 1, 2)
+        p1, st, _ = cv2.calcOpticalFlowPyrLK(prev, nxt, p0, None, **lk)
+        good = st.reshape(-1) == 1
+        if not good.any():
+            continue
+        xy_all.append(p0.reshape(-1, 2)[good])
+        uv_all.append((p1 - p0).reshape(-1, 2)[good])
+    c = int(cell) if cell else _default_cell((h, w))
+    hc, wc = -(-h // c), -(-w // c)
+    if not xy_all:
+        return prep.finish(np.zeros((2, h, w), dtype=np.float32))
+    xy = np.concatenate(xy_all).astype(np.float64)
+    uv = np.concatenate(uv_all).astype(np.float64)
+    fin = np.isfinite(uv).all(axis=1)
+    xy, uv = xy[fin], uv[fin]
+    if xy.shape[0] == 0:
+        return prep.finish(np.zeros((2, h, w), dtype=np.float32))
+    keep = ~_local_outliers(xy, uv, k_outlier, nr_std_outlier)
+    xy, uv = xy[keep], uv[keep]
+    # decluster: mean vector per cell, every occupied cell weighs the same
+    ci = np.clip((xy[:, 1] // c).astype(np.int64), 0, hc - 1) * wc + np.clip((xy[:, 0] // c).astype(np.int64), 0, wc - 1)
+    cnt = np.bincount(ci, minlength=hc * wc).reshape(hc, wc)
+    vals = np.zeros((2, hc, wc))
+    for comp in range(2):
+        s = np.bincount(ci, weights=uv[:, comp], minlength=hc * wc).reshape(hc, wc)
+        vals[comp] = np.where(cnt > 0, s / np.maximum(cnt, 1), 0.0)
+    coarse = _idw_fill(vals, (cnt > 0).astype(np.float64), k, power, offset, decay)
+    return prep.finish(_upsample(coarse, c, (h, w)))
+
+
+for _fn in (dis, farneback, lucaskanade):
+    _fn.__doc__ = (_fn.__doc__ or "") + _COMMON_DOC
+del _fn
+
+
+# --------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------
+
+#: Method names -> ``estimate(frames, **kwargs) -> (2, H, W) float32``.
+METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "dis": dis,
+    "farneback": farneback,
+    "lucaskanade": lucaskanade,
+    "lk": lucaskanade,
+}
+
+#: Chosen by measured skill; see the module docstring.
+DEFAULT_METHOD = "dis"
+
+
+def get_method(name: str) -> Callable[..., np.ndarray]:
+    """The estimator called ``name`` (case-insensitive), pySTEPS style."""
+    key = str(name).lower()
+    if key not in METHODS:
+        raise ValueError(f"unknown motion method {name!r}; known: {', '.join(sorted(METHODS))}")
+    return METHODS[key]
+
+
+def estimate_motion(frames: Sequence[np.ndarray], method: str = DEFAULT_METHOD, **kwargs) -> np.ndarray:
+    """Motion field (2, H, W) float32 of ``frames`` (oldest first) with ``method``.
+
+    ``[0]`` = columns (+x, east), ``[1]`` = rows (+row, south on a north-up
+    grid), in grid pixels per frame interval; dense and finite.
+    """
+    return get_method(method)(frames, **kwargs)
