@@ -17,6 +17,8 @@ from tileserver.reader import read_area, read_point
 ORIGIN = 20037508.342789244
 # Above this many source cells a read drops to a coarser lattice.
 MAX_AREA_CELLS = 4096 * 4096
+# Trajectories are traced every KNOT pixels and interpolated between.
+KNOT = 8
 
 
 def load_motion(dataset: rasterio.DatasetReader) -> MotionField:
@@ -28,9 +30,7 @@ def nowcast_tile(dataset: rasterio.DatasetReader, tile: mercantile.Tile, size: i
     """Codes of a nowcast tile: each pixel takes the stored cell at its departure point."""
     left, bottom, right, top = mercantile.xy_bounds(tile)
     pixel = (right - left) / size
-    centres = (np.arange(size) + 0.5) * pixel
-    x, y = np.meshgrid(left + centres, top - centres)
-    x0, y0 = backtrack(field, x, y, lead_s)
+    x0, y0 = departure_grid(field, left, top, pixel, size, lead_s)
     step = pixel
     while True:
         area_left = -ORIGIN + math.floor((x0.min() + ORIGIN) / step) * step - step
@@ -46,6 +46,28 @@ def nowcast_tile(dataset: rasterio.DatasetReader, tile: mercantile.Tile, size: i
     # Nearest, on codes: blending would mix "no coverage" into data. Departure
     # points outside the frame (rain from beyond the radars) stay no-data.
     return cv2.remap(area, col, row, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=int(dataset.nodata))
+
+
+def departure_grid(field: MotionField, left: float, top: float, pixel: float, size: int, lead_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Departure points of every pixel centre of a tile.
+
+    Trajectories are traced from a coarse lattice (every ``KNOT`` pixels, on the
+    tile's edges, so on the zoom's global pixel lattice) and their displacements
+    interpolated bilinearly: motion varies over tens of kilometres, and this is
+    ``KNOT``² times fewer trajectories. Knots depend only on the zoom's lattice,
+    so neighbouring tiles still agree exactly.
+    """
+    knots = np.arange(size // KNOT + 1) * KNOT * pixel
+    kx, ky = np.meshgrid(left + knots, top - knots)
+    x0, y0 = backtrack(field, kx, ky, lead_s)
+    dx, dy = (x0 - kx).astype(np.float32), (y0 - ky).astype(np.float32)
+    position = ((np.arange(size) + 0.5) / KNOT).astype(np.float32)
+    col, row = np.meshgrid(position, position)
+    dx = cv2.remap(dx, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    dy = cv2.remap(dy, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    centres = (np.arange(size) + 0.5) * pixel
+    x, y = np.meshgrid(left + centres, top - centres)
+    return x + dx, y + dy
 
 
 def nowcast_point(dataset: rasterio.DatasetReader, lon: float, lat: float, field: MotionField, lead_s: float) -> int | None:

@@ -1,0 +1,132 @@
+"""Nowcast tile latency against observed tile latency, cold and cached.
+
+Run by hand: ``.venv/bin/python benchmarks/nowcast_tiles.py [--frames 3] [--tiles 300]``.
+Makes a continental-US radar store (synthetic MRMS-like frames at 0.01 deg, through
+the real ingest path, so motion fields are estimated as in production), starts
+``wxtiles serve`` on loopback, and requests the same shuffled tiles (zoom 3 to 10)
+as observed frames and as 30- and 90-minute nowcasts, one at a time: first cold
+(cache empty), then cached. Prints p50/p90/p99 and the nowcast/observed ratios.
+Not a test: numbers from a shared machine vary; compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import mercantile
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ingest import samples, synthetic  # noqa: E402
+from ingest.pipeline import ingest_file  # noqa: E402
+from tileserver.layers import LAYERS  # noqa: E402
+from tileserver.storage import open_storage  # noqa: E402
+from tileserver.store import Store  # noqa: E402
+from tileserver.timeutil import format_utc, utcnow  # noqa: E402
+
+
+def build_store(folder: Path, frames: int) -> tuple[Store, float]:
+    store = Store(open_storage(str(folder / "store"), create=True))
+    end = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=10)
+    start = end - timedelta(minutes=5 * (frames - 1))
+    motion_s = []
+    for valid, dbz in synthetic.radar_sequence(start, steps=frames):
+        path = folder / samples.mrms_filename("MergedReflectivityQCComposite", "00.50", valid)
+        samples.write_mrms_grib2(path, dbz, valid)
+        began = time.perf_counter()
+        ingest_file(store, path, LAYERS["reflectivity"])
+        motion_s.append(time.perf_counter() - began)
+        print(f"ingested {path.name} in {motion_s[-1]:.1f} s (with motion estimation after the first)")
+    return store, statistics.mean(motion_s[1:]) - motion_s[0] if len(motion_s) > 1 else 0.0
+
+
+def tile_list(count: int, seed: int = 1) -> list[mercantile.Tile]:
+    rng = random.Random(seed)
+    tiles = set()
+    while len(tiles) < count:
+        tiles.add(mercantile.tile(rng.uniform(-120, -75), rng.uniform(27, 48), rng.randint(3, 10)))
+    ordered = sorted(tiles)
+    rng.shuffle(ordered)
+    return ordered
+
+
+def measure(client: httpx.Client, urls: list[str]) -> list[float]:
+    out = []
+    for url in urls:
+        began = time.perf_counter()
+        response = client.get(url)
+        out.append((time.perf_counter() - began) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: {response.status_code} {response.text[:200]}")
+    return out
+
+
+def describe(name: str, ms: list[float]) -> tuple[str, float]:
+    ms = sorted(ms)
+    p50, p90, p99 = (ms[int(len(ms) * q)] for q in (0.5, 0.9, 0.99))
+    return f"{name:<28} p50 {p50:7.1f} ms  p90 {p90:7.1f} ms  p99 {p99:7.1f} ms", p50
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=3)
+    parser.add_argument("--tiles", type=int, default=300)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        store, _ = build_store(folder, args.frames)
+        latest = store.load_catalog("reflectivity").frames[-1].time
+        env = {**os.environ, "WXTILES_STORE": store.storage.url}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tileserver.cli", "serve", "--port", str(args.port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{args.port}"
+            with httpx.Client(base_url=base, timeout=60) as client:
+                for _ in range(100):
+                    try:
+                        if client.get("/readyz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.2)
+                tiles = tile_list(args.tiles)
+                cases = {
+                    "observed": format_utc(latest),
+                    "nowcast +30 min": format_utc(latest + timedelta(minutes=30)),
+                    "nowcast +90 min": format_utc(latest + timedelta(minutes=90)),
+                }
+                results: dict[str, dict[str, float]] = {}
+                for name, when in cases.items():
+                    urls = [f"/tiles/reflectivity/{when}/{t.z}/{t.x}/{t.y}.png" for t in tiles]
+                    cold = measure(client, urls)
+                    cached = measure(client, urls)
+                    results[name] = {}
+                    for phase, ms in (("cold", cold), ("cached", cached)):
+                        line, p50 = describe(f"{name} {phase}", ms)
+                        results[name][phase] = p50
+                        print(line)
+                print()
+                for name in list(cases)[1:]:
+                    for phase in ("cold", "cached"):
+                        ratio = results[name][phase] / results["observed"][phase]
+                        print(f"{name} / observed, {phase}: p50 ratio {ratio:.2f}")
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
