@@ -19,9 +19,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import colormaps
-from tileserver import params
+from tileserver import ogc, openapi, params
 from tileserver.errors import ApiError, BadRequest, NotFound
 from tileserver.layers import LAYERS
+from tileserver.proxy import ForwardedHeadersMiddleware
 from tileserver.service import TileService
 from tileserver.settings import Settings
 from tileserver.storage import open_storage
@@ -65,7 +66,10 @@ def _base_url(request: Request) -> str:
 
 def tile(request: Request) -> Response:
     p = request.path_params
-    tile_request = params.tile_params(p["layer"], p["time"], p["z"], p["x"], p["y"], _query(request))
+    return _tile_response(request, params.tile_params(p["layer"], p["time"], p["z"], p["x"], p["y"], _query(request)))
+
+
+def _tile_response(request: Request, tile_request: params.TileRequest) -> Response:
     service = _service(request)
     target, etag, cache_control = service.prepare_tile(tile_request)
     headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Time": format_utc(target.time)}
@@ -80,6 +84,70 @@ def tile(request: Request) -> Response:
 
 def _etags(header: str) -> set[str]:
     return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
+
+
+def tilejson(request: Request) -> JSONResponse:
+    found = params.layer_param(request.path_params["layer"])
+    query = _query(request)
+    time = query.get("time", "latest")
+    resolved = params.time_param(time)
+    colormap = query.get("colormap")
+    service = _service(request)
+    if colormap is not None:
+        service.check_colormap(found.id, params.colormap_name_param(colormap, found))
+    info = service.layer_info(found, _base_url(request))
+    if resolved != "latest":
+        service.resolve(found, resolved)  # 404 now rather than from every tile
+        time = format_utc(resolved)
+    return JSONResponse(ogc.tilejson(info, _base_url(request), time, colormap), headers={"Cache-Control": "public, max-age=60"})
+
+
+def wmts_capabilities(request: Request) -> Response:
+    service = _service(request)
+    base = _base_url(request)
+    body = ogc.wmts_capabilities([service.layer_info(layer, base) for layer in LAYERS.values()], base)
+    return Response(body, media_type="application/xml", headers={"Cache-Control": "public, max-age=60"})
+
+
+def wmts_tile(request: Request) -> Response:
+    """RESTful GetTile: /wmts/1.0.0/{layer}/{style}/{Time}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png"""
+    p = request.path_params
+    _check_wmts_names(p["style"], p["tms"])
+    return _tile_response(request, params.tile_params(p["layer"], p["time"], p["z"], p["col"], f"{p['row']}.png", _query(request)))
+
+
+def wmts_kvp(request: Request) -> Response:
+    """KVP binding: ?SERVICE=WMTS&REQUEST=GetCapabilities|GetTile&... (keys in any case)."""
+    query = {key.upper(): value for key, value in request.query_params.items()}
+    if query.get("SERVICE", "WMTS").upper() != "WMTS":
+        raise BadRequest("SERVICE must be WMTS")
+    operation = query.get("REQUEST", "").lower()
+    if operation == "getcapabilities":
+        return wmts_capabilities(request)
+    if operation != "gettile":
+        raise BadRequest("REQUEST must be GetCapabilities or GetTile")
+    missing = [k for k in ("LAYER", "TILEMATRIX", "TILEROW", "TILECOL") if k not in query]
+    if missing:
+        raise BadRequest(f"GetTile needs {', '.join(missing)}")
+    _check_wmts_names(query.get("STYLE", "default"), query.get("TILEMATRIXSET", ogc.TILE_MATRIX_SET))
+    if query.get("FORMAT", "image/png") != "image/png":
+        raise BadRequest("FORMAT must be image/png")
+    extra = {k.lower(): v for k, v in query.items() if k in ("COLORMAP", "RUN")}
+    tile_request = params.tile_params(
+        query["LAYER"], query.get("TIME", "latest"), query["TILEMATRIX"], query["TILECOL"], f"{query['TILEROW']}.png", extra,
+    )
+    return _tile_response(request, tile_request)
+
+
+def _check_wmts_names(style: str, matrix_set: str) -> None:
+    if style not in ("default", ""):
+        raise BadRequest("STYLE must be default")
+    if matrix_set != ogc.TILE_MATRIX_SET:
+        raise BadRequest(f"TileMatrixSet must be {ogc.TILE_MATRIX_SET}")
+
+
+def openapi_document(request: Request) -> JSONResponse:
+    return JSONResponse(openapi.document(_base_url(request)))
 
 
 def layers(request: Request) -> JSONResponse:
@@ -171,7 +239,7 @@ def _frontend_routes() -> list[Route | Mount]:
     # Only the files that are in frontend/ now: nothing a client names is looked up.
     for path in sorted(FRONTEND.glob("*")) if FRONTEND.is_dir() else []:
         if path.is_file() and path.suffix in FRONTEND_TYPES and path.name not in ("package.json", "package-lock.json"):
-            routes.append(Route(f"/{path.name}", (lambda p: lambda request: FileResponse(p))(path), methods=["GET", "HEAD"]))
+            routes.append(Route(f"/{path.name}", (lambda p: lambda request: FileResponse(p))(path), methods=["GET", "HEAD"], name=f"frontend:{path.name}"))
     leaflet = FRONTEND / "node_modules" / "leaflet" / "dist"
     if leaflet.is_dir():  # installed by `npm ci --prefix frontend` (make setup)
         routes.append(Mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet"))
@@ -201,7 +269,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     get = ["GET", "HEAD"]
     routes: list[Route | Mount] = [
+        Route("/tiles/{layer}/tilejson.json", tilejson, methods=get),
         Route("/tiles/{layer}/{time}/{z}/{x}/{y}", tile, methods=get),
+        Route("/wmts/1.0.0/WMTSCapabilities.xml", wmts_capabilities, methods=get),
+        Route("/wmts/1.0.0/{layer}/{style}/{time}/{tms}/{z}/{row}/{col}.png", wmts_tile, methods=get),
+        Route("/wmts", wmts_kvp, methods=get),
+        Route("/openapi.json", openapi_document, methods=get),
         Route("/api/layers", layers, methods=get),
         Route("/api/layers/{layer}", layer, methods=get),
         Route("/api/layers/{layer}/point", point, methods=get),
@@ -213,7 +286,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *_frontend_routes(),
     ]
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
-    middleware = [Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From"])]
+    middleware = [
+        Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips),
+        Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From"]),
+    ]
     app = Starlette(
         routes=routes,
         middleware=middleware,

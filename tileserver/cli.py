@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -140,10 +141,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     except StoreUnreachable as exc:
         # Start anyway: /readyz says "not ready" and the server recovers by itself.
         print(f"wxtiles serve: warning: {exc}", file=sys.stderr)
+    if args.forwarded_allow_ips is not None:
+        # Read by the app in every worker process (tileserver/proxy.py handles the headers).
+        os.environ["WXTILES_FORWARDED_ALLOW_IPS"] = args.forwarded_allow_ips
     uvicorn.run(
         "tileserver.app:create_app", factory=True, host=args.host, port=args.port,
-        workers=args.workers, root_path=args.root_path, proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips, log_level=settings.log_level,
+        workers=args.workers, root_path=args.root_path, proxy_headers=False, log_level=settings.log_level,
     )
     return 0
 
@@ -182,7 +185,7 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=_int_in(1, 65535), default=8000)
     parser.add_argument("--workers", type=_int_in(1, 64), default=1, help="uvicorn worker processes")
     parser.add_argument("--root-path", default="", help="path prefix when served behind a proxy, e.g. /wx")
-    parser.add_argument("--forwarded-allow-ips", default="127.0.0.1", help="proxies whose X-Forwarded-* headers are trusted")
+    parser.add_argument("--forwarded-allow-ips", help="proxies whose X-Forwarded-* headers are trusted (default WXTILES_FORWARDED_ALLOW_IPS, 127.0.0.1); * in a cluster")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -172,15 +172,19 @@ class TileService:
             return f"public, max-age={self.settings.latest_max_age_s}"
         return f"public, max-age={self.settings.frame_max_age_s}, immutable"
 
+    @staticmethod
+    def check_colormap(layer_id: str, colormap: str) -> None:
+        try:
+            check_compatible(layer_id, colormap)
+        except colormaps.UnknownColormapError:
+            raise BadRequest(f"unknown colormap {colormap!r}; see /api/colormaps") from None
+        except ColormapMismatchError as exc:
+            raise BadRequest(str(exc)) from None
+
     def prepare_tile(self, request: TileRequest) -> tuple[Target, str, str]:
         """Resolve the frame and compute validators without rendering (for 304s)."""
         if request.format == "png":
-            try:
-                check_compatible(request.layer.id, request.colormap)
-            except colormaps.UnknownColormapError:
-                raise BadRequest(f"unknown colormap {request.colormap!r}; see /api/colormaps") from None
-            except ColormapMismatchError as exc:
-                raise BadRequest(str(exc)) from None
+            self.check_colormap(request.layer.id, request.colormap)
         target = self.resolve(request.layer, request.time, request.run)
         return target, self.tile_etag(request, target), self.cache_control(request, target)
 

@@ -46,6 +46,9 @@ class Settings:
     hrrr_bucket: str = "noaa-hrrr-bdp-pds"
     gfs_bucket: str = "noaa-gfs-bdp-pds"
     noaa_endpoint: str = ""
+    # Proxies whose X-Forwarded-Proto/Host/Prefix/For headers are believed:
+    # addresses or networks, comma separated, or * (inside a cluster).
+    forwarded_allow_ips: str = "127.0.0.1"
     # Allowed CORS origins for GET, comma separated.
     cors_origins: str = "*"
     log_level: str = "info"

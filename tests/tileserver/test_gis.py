@@ -1,0 +1,213 @@
+"""GIS interop with real clients: OWSLib (WMTS), GDAL (XYZ and WMTS), TileJSON rules, proxies."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import jsonschema
+import mercantile
+import numpy as np
+import pytest
+import rasterio
+from PIL import Image
+from rasterio.windows import Window
+
+from ingest import samples
+from ingest.pipeline import ingest_file
+from tests.conftest import T0, LiveServer, minutes
+from tests.tileserver.test_nowcast import write_step
+from tileserver.layers import LAYERS
+from tileserver.settings import Settings
+from tileserver.storage import open_storage
+from tileserver.store import Store
+
+RADAR = LAYERS["reflectivity"]
+TILE = mercantile.tile(-100.0, 42.0, 5)
+# TileJSON 3.0.0's schema (mapbox/tilejson-spec 3.0.0/schema.json), whose
+# "vector_layers" requirement applies to vector tiles only (README: "REQUIRED" for
+# vector tilesets); this is a raster tileset, so it is not required here.
+TILEJSON_SCHEMA = {
+    "type": "object",
+    "required": ["tilejson", "tiles"],
+    "properties": {
+        "tilejson": {"type": "string", "pattern": r"\d+\.\d+\.\d+\w?[\w\d]*"},
+        "tiles": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "attribution": {"type": "string"},
+        "bounds": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
+        "center": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
+        "description": {"type": "string"},
+        "fillzoom": {"type": "integer", "minimum": 0, "maximum": 30},
+        "legend": {"type": "string"},
+        "maxzoom": {"type": "integer", "minimum": 0, "maximum": 30},
+        "minzoom": {"type": "integer", "minimum": 0, "maximum": 30},
+        "name": {"type": "string"},
+        "scheme": {"enum": ["xyz", "tms"]},
+        "version": {"type": "string", "pattern": r"\d+\.\d+\.\d+\w?[\w\d]*"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("gis")
+    store = Store(open_storage(str(folder / "store"), create=True))
+    for step in range(3):
+        ingest_file(store, write_step(folder, step), RADAR, time=T0 + minutes(5 * step))
+    for lead in (0, 1):
+        path = folder / f"hrrr.t18z.wrfsfcf{lead:02d}.grib2"
+        samples.write_hrrr_grib2(path, T0 - timedelta(hours=3), timedelta(hours=lead), shape=(150, 240))
+        ingest_file(store, path, LAYERS["temperature-2m"])
+    return store.storage.url
+
+
+@pytest.fixture(scope="module")
+def server(store_url: str):  # noqa: ANN201
+    with LiveServer(Settings(store=store_url, catalog_ttl_s=0.0)) as live:
+        yield live
+
+
+def test_tilejson_follows_the_spec_and_its_urls_work(server: LiveServer) -> None:
+    doc = httpx.get(f"{server.url}/tiles/reflectivity/tilejson.json").json()
+    jsonschema.validate(doc, TILEJSON_SCHEMA)
+    assert doc["tilejson"] == "3.0.0" and doc["scheme"] == "xyz"
+    west, south, east, north = doc["bounds"]
+    assert -180 <= west < east <= 180 and -85.06 <= south < north <= 85.06
+    assert doc["minzoom"] <= doc["center"][2] <= doc["maxzoom"]
+    assert west <= doc["center"][0] <= east and south <= doc["center"][1] <= north
+    assert doc["tiles"] == [f"{server.url}/tiles/reflectivity/latest/{{z}}/{{x}}/{{y}}.png"]
+    assert "legend.png" in doc["legend"] and doc["attribution"]
+    url = doc["tiles"][0].format(z=TILE.z, x=TILE.x, y=TILE.y)
+    assert httpx.get(url).status_code == 200
+    pinned = httpx.get(f"{server.url}/tiles/reflectivity/tilejson.json", params={"time": "2026-11-27T21:05:00Z", "colormap": "reflectivity-smooth"}).json()
+    assert pinned["tiles"][0].endswith("/tiles/reflectivity/2026-11-27T21:05:00Z/{z}/{x}/{y}.png?colormap=reflectivity-smooth")
+    for query, status in (({"time": "2026-11-27T21:03:00Z"}, 404), ({"time": "soon"}, 400), ({"colormap": "temperature"}, 400)):
+        response = httpx.get(f"{server.url}/tiles/reflectivity/tilejson.json", params=query)
+        assert response.status_code == status and "error" in response.json()
+
+
+def test_owslib_reads_capabilities_times_and_tiles(server: LiveServer) -> None:
+    from owslib.wmts import WebMapTileService
+
+    wmts = WebMapTileService(f"{server.url}/wmts/1.0.0/WMTSCapabilities.xml")
+    assert {"reflectivity", "precip-rate", "temperature-2m", "wind-speed-10m"} <= set(wmts.contents)
+    layer = wmts.contents["reflectivity"]
+    info = httpx.get(f"{server.url}/api/layers/reflectivity").json()
+    time = layer.dimensions["Time"]
+    assert time["values"] == info["frames"] + [n["time"] for n in info["nowcast"]]
+    assert time["default"] == info["latest"] == "2026-11-27T21:10:00Z"
+    assert all(value.endswith("Z") for value in time["values"])
+    assert "GoogleMapsCompatible" in layer.tilematrixsetlinks
+    tms = wmts.tilematrixsets["GoogleMapsCompatible"]
+    assert tms.tilematrix["5"].matrixwidth == 32
+    # RESTful template with {Time}.
+    templates = [r["template"] for r in layer.resourceURLs]
+    assert any("{Time}" in t and "{TileMatrix}" in t for t in templates)
+    reference = httpx.get(f"{server.url}/tiles/reflectivity/2026-11-27T21:25:00Z/{TILE.z}/{TILE.x}/{TILE.y}.png").content
+    kvp = wmts.gettile(layer="reflectivity", tilematrixset="GoogleMapsCompatible", tilematrix="5", row=TILE.y, column=TILE.x, format="image/png", time="2026-11-27T21:25:00Z")
+    assert kvp.read() == reference
+    restful = templates[0].replace("{Time}", "2026-11-27T21:25:00Z").replace("{TileMatrix}", "5").replace("{TileRow}", str(TILE.y)).replace("{TileCol}", str(TILE.x))
+    assert httpx.get(restful).content == reference
+
+
+def test_gdal_reads_our_xyz_tiles_with_the_right_georeferencing(server: LiveServer, tmp_path: Path) -> None:
+    zoom = 5
+    xml = f"""<GDAL_WMS><Service name="TMS"><ServerUrl>{server.url}/tiles/reflectivity/2026-11-27T21:10:00Z/${{z}}/${{x}}/${{y}}.png</ServerUrl></Service>
+<DataWindow><UpperLeftX>-20037508.34</UpperLeftX><UpperLeftY>20037508.34</UpperLeftY><LowerRightX>20037508.34</LowerRightX><LowerRightY>-20037508.34</LowerRightY>
+<TileLevel>{zoom}</TileLevel><TileCountX>1</TileCountX><TileCountY>1</TileCountY><YOrigin>top</YOrigin></DataWindow>
+<Projection>EPSG:3857</Projection><BlockSizeX>256</BlockSizeX><BlockSizeY>256</BlockSizeY><BandsCount>4</BandsCount><Cache/></GDAL_WMS>"""
+    path = tmp_path / "xyz.xml"
+    path.write_text(xml)
+    with rasterio.Env(GDAL_HTTP_TIMEOUT="20"), rasterio.open(path) as dataset:
+        assert dataset.crs.to_epsg() == 3857
+        assert dataset.width == 256 * 2**zoom
+        left, bottom, right, top = mercantile.xy_bounds(TILE)
+        col, row = ~dataset.transform * (left, top)
+        assert (col, row) == pytest.approx((TILE.x * 256, TILE.y * 256), abs=1e-6)
+        window = dataset.read(window=Window(TILE.x * 256, TILE.y * 256, 256, 256))
+    ours = np.asarray(Image.open(io.BytesIO(httpx.get(f"{server.url}/tiles/reflectivity/2026-11-27T21:10:00Z/{TILE.z}/{TILE.x}/{TILE.y}.png").content)).convert("RGBA"))
+    np.testing.assert_array_equal(np.moveaxis(window, 0, -1), ours)
+    assert ours[..., 3].any()
+
+
+def test_gdal_opens_our_wmts(server: LiveServer) -> None:
+    name = f"WMTS:{server.url}/wmts/1.0.0/WMTSCapabilities.xml,layer=reflectivity,tilematrixset=GoogleMapsCompatible,tilematrix=5"
+    with rasterio.Env(GDAL_HTTP_TIMEOUT="20"), rasterio.open(name) as dataset:
+        assert dataset.crs.to_epsg() == 3857
+        # Zoom 5 resolution, clipped by GDAL to the layer's WGS84BoundingBox.
+        assert dataset.res[0] == pytest.approx(2 * 20037508.3427892 / (256 * 32))
+        left, bottom, right, top = mercantile.xy_bounds(TILE)
+        col, row = ~dataset.transform * (left, top)
+        assert col == pytest.approx(round(col), abs=1e-6) and row == pytest.approx(round(row), abs=1e-6)
+        window = dataset.read(window=Window(round(col), round(row), 256, 256))
+    # The default time is the latest observation.
+    ours = np.asarray(Image.open(io.BytesIO(httpx.get(f"{server.url}/tiles/reflectivity/2026-11-27T21:10:00Z/{TILE.z}/{TILE.x}/{TILE.y}.png").content)).convert("RGBA"))
+    np.testing.assert_array_equal(np.moveaxis(window, 0, -1)[..., :4], ours)
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("/wmts?SERVICE=WMTS&REQUEST=GetTile&LAYER=reflectivity", "TILEMATRIX"),
+        ("/wmts?SERVICE=WMS&REQUEST=GetCapabilities", "SERVICE"),
+        ("/wmts?REQUEST=DescribeDomains", "REQUEST"),
+        ("/wmts?REQUEST=GetTile&LAYER=reflectivity&TILEMATRIX=5&TILEROW=1&TILECOL=1&TILEMATRIXSET=WorldCRS84Quad", "TileMatrixSet"),
+        ("/wmts?REQUEST=GetTile&LAYER=reflectivity&TILEMATRIX=5&TILEROW=1&TILECOL=1&FORMAT=image/jpeg", "FORMAT"),
+        ("/wmts/1.0.0/reflectivity/fancy/latest/GoogleMapsCompatible/5/1/1.png", "STYLE"),
+        ("/wmts/1.0.0/reflectivity/default/latest/GoogleMapsCompatible/5/99/1.png", "does not exist"),
+    ],
+)
+def test_wmts_errors_are_json_400(server: LiveServer, url: str, needle: str) -> None:
+    response = httpx.get(server.url + url)
+    assert response.status_code == 400 and needle in response.json()["error"]
+
+
+def test_kvp_capabilities_equal_restful(server: LiveServer) -> None:
+    restful = httpx.get(f"{server.url}/wmts/1.0.0/WMTSCapabilities.xml")
+    kvp = httpx.get(f"{server.url}/wmts", params={"service": "WMTS", "request": "GetCapabilities"})
+    assert restful.status_code == kvp.status_code == 200 and restful.content == kvp.content
+    assert restful.headers["content-type"].startswith("application/xml")
+
+
+PROXIED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "wx.example.org", "X-Forwarded-Prefix": "/radar"}
+
+
+def test_proxy_headers_shape_every_absolute_url(server: LiveServer) -> None:
+    base = "https://wx.example.org/radar/"
+    tilejson = httpx.get(f"{server.url}/tiles/reflectivity/tilejson.json", headers=PROXIED).json()
+    assert tilejson["tiles"][0].startswith(base + "tiles/reflectivity/")
+    layer = httpx.get(f"{server.url}/api/layers/reflectivity", headers=PROXIED).json()
+    assert layer["tiles"].startswith(base) and layer["legend"].startswith(base)
+    capabilities = httpx.get(f"{server.url}/wmts/1.0.0/WMTSCapabilities.xml", headers=PROXIED).text
+    assert "http://127.0.0.1" not in capabilities and f'template="{base}wmts/1.0.0/reflectivity/default/{{Time}}' in capabilities
+    openapi = httpx.get(f"{server.url}/openapi.json", headers=PROXIED).json()
+    assert openapi["servers"] == [{"url": "https://wx.example.org/radar"}]
+    # Traefik strips the prefix; requests still route.
+    assert httpx.get(f"{server.url}/api/layers", headers=PROXIED).status_code == 200
+
+
+def test_untrusted_proxy_headers_are_ignored(store_url: str) -> None:
+    with LiveServer(Settings(store=store_url, forwarded_allow_ips="10.0.0.0/8")) as live:
+        layer = httpx.get(f"{live.url}/api/layers/reflectivity", headers=PROXIED).json()
+        assert layer["tiles"].startswith(f"{live.url}/tiles/")
+
+
+def test_root_path_behind_a_prefix(store_url: str) -> None:
+    # `wxtiles serve --root-path /wx` behind a proxy that strips /wx before forwarding.
+    with LiveServer(Settings(store=store_url), root_path="/wx") as live:
+        layer = httpx.get(f"{live.url}/api/layers/reflectivity").json()
+        assert layer["tiles"].startswith(f"{live.url}/wx/tiles/reflectivity/")
+        tile = layer["tiles"].format(time="latest", z=TILE.z, x=TILE.x, y=TILE.y)
+        assert httpx.get(tile.replace("/wx/", "/", 1)).status_code == 200
+
+
+def test_cors_allows_configured_origins(store_url: str) -> None:
+    with LiveServer(Settings(store=store_url, cors_origins="https://maps.example.org")) as live:
+        allowed = httpx.get(f"{live.url}/api/layers", headers={"Origin": "https://maps.example.org"})
+        other = httpx.get(f"{live.url}/api/layers", headers={"Origin": "https://evil.example"})
+        assert allowed.headers["access-control-allow-origin"] == "https://maps.example.org"
+        assert "access-control-allow-origin" not in other.headers
+        preflight = httpx.options(f"{live.url}/tiles/reflectivity/latest/1/0/0.png", headers={"Origin": "https://maps.example.org", "Access-Control-Request-Method": "GET"})
+        assert preflight.status_code == 200

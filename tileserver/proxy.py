@@ -1,0 +1,73 @@
+"""Honour reverse-proxy headers, so every absolute URL we write is the one clients used.
+
+Behind Traefik (or nginx) a request arrives as ``http://pod:8000/tiles/...`` while
+the client asked for ``https://wx.example.org/radar/tiles/...``. The proxy says
+so in ``X-Forwarded-Proto``, ``X-Forwarded-Host`` and ``X-Forwarded-Prefix``
+(Traefik sends the prefix when its ``stripPrefix`` middleware removed it). This
+ASGI middleware puts them back into the scope, for trusted proxies only, so
+``request.base_url`` is right everywhere: TileJSON, WMTS, layer metadata.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+class ForwardedHeadersMiddleware:
+    def __init__(self, app: ASGIApp, trusted: str = "127.0.0.1") -> None:
+        self.app = app
+        self.trust_all = trusted.strip() == "*"
+        self.networks = [] if self.trust_all else [
+            ipaddress.ip_network(part.strip(), strict=False) for part in trusted.split(",") if part.strip()
+        ]
+
+    def _trusted(self, scope: Scope) -> bool:
+        if self.trust_all:
+            return True
+        client = scope.get("client")
+        if not client:
+            return False
+        try:
+            address = ipaddress.ip_address(client[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] in ("http", "websocket") and self._trusted(scope):
+            headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+            scope = dict(scope)
+            proto = _first(headers.get("x-forwarded-proto"))
+            if proto in ("http", "https"):
+                scope["scheme"] = proto
+            host = _first(headers.get("x-forwarded-host"))
+            if host and _plausible_host(host):
+                scope["headers"] = [(n, v) for n, v in scope["headers"] if n.lower() != b"host"] + [(b"host", host.encode("latin-1"))]
+            prefix = _first(headers.get("x-forwarded-prefix"))
+            if prefix and prefix.startswith("/") and _plausible_path(prefix):
+                prefix = prefix.rstrip("/")
+                scope["root_path"] = prefix + scope.get("root_path", "")
+                # Starlette routes on path minus root_path; keep the path consistent with it.
+                scope["path"] = prefix + scope["path"] if not scope["path"].startswith(prefix + "/") else scope["path"]
+            forwarded_for = _first(headers.get("x-forwarded-for"))
+            if forwarded_for:
+                scope["client"] = (forwarded_for, 0)
+        await self.app(scope, receive, send)
+
+
+def _first(value: str | None) -> str | None:
+    # With several proxies each appends; the first is the one the client reached.
+    return value.split(",")[0].strip() if value else None
+
+
+def _plausible_host(host: str) -> bool:
+    return len(host) < 256 and all(c.isalnum() or c in "-.:[]_" for c in host)
+
+
+def _plausible_path(path: str) -> bool:
+    return len(path) < 256 and all(c.isalnum() or c in "/-._~" for c in path) and ".." not in path
