@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import rasterio
 from tqdm import tqdm
 
 from ingest.cog import build_cog
@@ -17,6 +18,7 @@ from ingest.decode import BandChoice, read_field
 from ingest.errors import IngestError
 from ingest.motion import build_motion, ensure_latest_motion
 from tileserver.layers import Layer
+from tileserver.series import write_sidecar
 from tileserver.storage import StorageError
 from tileserver.store import FrameConflictError, PublishResult, Store
 
@@ -44,6 +46,7 @@ def ingest_file(
     try:
         work = store.storage.temporary_path(".tif")
         motion_work = store.storage.temporary_path(".motion.tif")
+        series_work = store.storage.temporary_path(".series.bin")
     except StorageError as exc:
         raise IngestError(str(exc)) from None
     try:
@@ -56,6 +59,7 @@ def ingest_file(
             result = store.publish(
                 layer, work, time=source.time, run=source.run, digest=built.digest,
                 bounds=built.bounds, native_zoom=built.native_zoom, source=path.name, motion=motion,
+                series=_series(work, series_work),
             )
             _latest_motion(store, layer)
             return result
@@ -65,9 +69,18 @@ def ingest_file(
             # The store's client already retried with backoff; nothing was listed.
             raise IngestError(str(exc)) from None
     finally:
-        for leftover in (work, motion_work):
+        for leftover in (work, motion_work, series_work):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+
+
+def _series(cog: Path, out: Path) -> tuple[Path, tuple[float, float, float, int, int]]:
+    """The point-series sidecar of a new COG, on its full-resolution grid."""
+    with rasterio.open(cog) as dataset:
+        codes = dataset.read(1)
+        t = dataset.transform
+        write_sidecar(codes, int(dataset.nodata), out)
+        return out, (t.c, t.f, t.a, dataset.width, dataset.height)
 
 
 def _motion(store: Store, layer: Layer, cog: Path, time: datetime, out: Path) -> Path | None:

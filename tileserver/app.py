@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import colormaps
+from renderers import loops
 from tileserver import ogc, openapi, params
 from tileserver.errors import ApiError, BadRequest, NotFound
 from tileserver.layers import LAYERS
@@ -168,6 +171,43 @@ def point(request: Request) -> JSONResponse:
     return JSONResponse(result, headers={"Cache-Control": "public, max-age=60"})
 
 
+def series(request: Request) -> Response:
+    found = params.layer_param(request.path_params["layer"])
+    query = _query(request)
+    lon, lat = params.lonlat_params(query)
+    start, end = (params.run_param(query.get(name)) for name in ("start", "end"))
+    if start and end and start > end:
+        raise BadRequest("start is after end")
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise BadRequest("format must be json or csv")
+    result = _service(request).series(found, lon, lat, start, end, params.run_param(query.get("run")))
+    headers = {"Cache-Control": "public, max-age=60"}
+    if fmt == "json":
+        return JSONResponse(result, headers=headers)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["time", "value", "units", "status", "kind", "lead_minutes", "run"])
+    for item in result["values"]:
+        writer.writerow([item["time"], "" if item["value"] is None else item["value"], result["units"], item["status"],
+                         item["kind"], item.get("lead_minutes", ""), item.get("run", "")])
+    headers["Content-Disposition"] = f'attachment; filename="{found.id}-series.csv"'
+    return Response(out.getvalue(), media_type="text/csv", headers=headers)
+
+
+def loop(request: Request) -> Response:
+    """An animated loop image of past and nowcast frames over a bbox."""
+    service = _service(request)
+    p = request.path_params
+    loop_request = loops.loop_params(p["layer"], p["fmt"], _query(request), horizon_min=service.settings.nowcast_horizon_min)
+    plan = loops.plan_loop(service, loop_request)
+    validators = _etags(request.headers.get("if-none-match", ""))
+    if plan.etag in validators or "*" in validators:
+        return Response(status_code=304, headers=plan.headers)
+    body, media_type, _ = loops.render_loop(service, loop_request, plan)
+    return Response(body, media_type=media_type, headers=plan.headers)
+
+
 def colormap_list(request: Request) -> JSONResponse:
     return JSONResponse({"colormaps": [colormaps.get(name).to_json() for name in colormaps.names()]})
 
@@ -275,9 +315,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/wmts/1.0.0/{layer}/{style}/{time}/{tms}/{z}/{row}/{col}.png", wmts_tile, methods=get),
         Route("/wmts", wmts_kvp, methods=get),
         Route("/openapi.json", openapi_document, methods=get),
+        Route("/loops/{layer}.{fmt}", loop, methods=get),
         Route("/api/layers", layers, methods=get),
         Route("/api/layers/{layer}", layer, methods=get),
         Route("/api/layers/{layer}/point", point, methods=get),
+        Route("/api/layers/{layer}/series", series, methods=get),
         Route("/api/colormaps", colormap_list, methods=get),
         Route("/api/colormaps/{name}", colormap, methods=get),
         Route("/api/colormaps/{name}/legend.png", legend, methods=get),
@@ -288,7 +330,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     middleware = [
         Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips),
-        Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From"]),
+        Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From", "X-Loop-Frames"]),
     ]
     app = Starlette(
         routes=routes,

@@ -96,6 +96,13 @@ class S3Storage:
         except (ClientError, BotoCoreError, BotoConnectionError) as exc:
             raise self._error(exc, "read", key) from None
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}")
+            return response["Body"].read()
+        except (ClientError, BotoCoreError, BotoConnectionError) as exc:
+            raise self._error(exc, "read", key) from None
+
     def read_bytes(self, key: str) -> bytes:
         return self.read_versioned(key)[0]
 

@@ -62,6 +62,9 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """``length`` bytes of ``key`` from ``start`` (a ranged GET on S3)."""
+
     def delete(self, key: str) -> None: ...
 
     def list(self, prefix: str) -> Iterator[StoredObject]: ...
@@ -161,6 +164,14 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        with self._os_errors("read", key):
+            fd = os.open(self._path(key), os.O_RDONLY)
+            try:
+                return os.pread(fd, length, start)
+            finally:
+                os.close(fd)
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(KeyNotFound), self._os_errors("delete", key):

@@ -73,10 +73,13 @@ class Frame:
     # Key of the motion field estimated when this observation arrived (radar
     # layers with nowcasts), stored beside the frame.
     motion: str | None = None
+    # Key and grid of the point-series sidecar (tileserver/series.py).
+    series: str | None = None
+    grid: tuple[float, float, float, int, int] | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
-        return (self.key, self.motion) if self.motion else (self.key,)
+        return tuple(k for k in (self.key, self.motion, self.series) if k)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +93,8 @@ class Frame:
             "source": self.source,
             "ingested": format_utc(self.ingested),
             "motion": self.motion,
+            "series": self.series,
+            "grid": list(self.grid) if self.grid else None,
         }
 
     @classmethod
@@ -101,6 +106,15 @@ class Frame:
         motion = data.get("motion")
         if motion is not None and (not isinstance(motion, str) or motion != motion_key(key)):
             raise ValueError(f"frame {key}: motion key {motion!r} is not {motion_key(key)!r}")
+        series = data.get("series")
+        if series is not None and series != series_key(key):
+            raise ValueError(f"frame {key}: series key {series!r} is not {series_key(key)!r}")
+        grid = data.get("grid")
+        if grid is not None:
+            left, top, res, width, height = grid
+            grid = (float(left), float(top), float(res), int(width), int(height))
+            if not (res > 0 and width > 0 and height > 0):
+                raise ValueError(f"frame {key}: bad series grid")
         bounds = tuple(float(v) for v in data["bounds"])
         if len(bounds) != 4 or not all(math.isfinite(v) for v in bounds):
             raise ValueError(f"frame {key}: bounds must be four finite numbers")
@@ -116,6 +130,8 @@ class Frame:
             source=str(data.get("source", "")),
             ingested=parse_utc(data["ingested"]),
             motion=motion,
+            series=series,
+            grid=grid,
         )
 
 
@@ -211,6 +227,10 @@ def motion_key(frame_key: str) -> str:
     return frame_key.removesuffix(".tif") + ".motion.tif"
 
 
+def series_key(frame_key: str) -> str:
+    return frame_key.removesuffix(".tif") + ".series.bin"
+
+
 def frame_key(layer: Layer, time: datetime, run: datetime | None, digest: str) -> str:
     name = f"{compact_utc(time)}-{digest[:12]}.tif"
     if layer.kind == "forecast":
@@ -256,6 +276,7 @@ class Store:
         native_zoom: int,
         source: str,
         motion: Path | None = None,
+        series: tuple[Path, tuple[float, float, float, int, int]] | None = None,
     ) -> PublishResult:
         """Put a finished COG in the store, then list it in the catalog.
 
@@ -267,6 +288,8 @@ class Store:
             layer=layer.id, time=time, run=run, key=key, digest=digest, bounds=bounds,
             native_zoom=native_zoom, size=cog.stat().st_size, source=source, ingested=utcnow(),
             motion=motion_key(key) if motion is not None else None,
+            series=series_key(key) if series is not None else None,
+            grid=series[1] if series is not None else None,
         )
         existing = self.load_catalog(layer.id).find(time, run)
         if existing is not None:
@@ -281,6 +304,8 @@ class Store:
         self.storage.put_file(cog, key)
         if motion is not None and frame.motion:
             self.storage.put_file(motion, frame.motion)
+        if series is not None and frame.series:
+            self.storage.put_file(series[0], frame.series)
         result: PublishResult | None = None
 
         def add(catalog: Catalog) -> Catalog | None:
