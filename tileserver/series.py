@@ -97,3 +97,64 @@ def decode_entry(entry: bytes) -> tuple[int, int, int]:
 def value_in_chunk(blob: bytes, dtype: str, col: int, row: int) -> int:
     codes = np.frombuffer(zlib.decompress(blob), dtype=DTYPES[dtype])
     return int(codes[(row % CHUNK) * CHUNK + col % CHUNK])
+
+
+# -- hour packs ----------------------------------------------------------------
+#
+# 48 hours of sidecars are still 576 objects. Once an hour is complete, its
+# sidecars are rolled into one pack whose chunks hold every frame of the hour
+# for that chunk (time-major: T x CHUNK x CHUNK codes), so a point series costs
+# two small reads per hour instead of two per frame.
+
+PACK_MAGIC = b"WXP1"
+PACK_HEADER = struct.Struct("<4s2sxxIIIiI36x")  # 64 bytes: ..., frame count
+
+
+def _chunks(data: bytes) -> tuple[str, int, int, int, list[np.ndarray | int]]:
+    """A sidecar's chunks: arrays, or the fill value of a uniform chunk."""
+    magic, dtype, width, height, chunk, nodata = HEADER.unpack_from(data)
+    if magic != MAGIC or chunk != CHUNK:
+        raise ValueError("not a wxtiles series sidecar")
+    count = math.ceil(height / CHUNK) * math.ceil(width / CHUNK)
+    out: list[np.ndarray | int] = []
+    for i in range(count):
+        offset, size, fill = ENTRY.unpack_from(data, HEADER.size + ENTRY.size * i)
+        out.append(fill if size == 0 else np.frombuffer(zlib.decompress(data[offset : offset + size]), dtype=DTYPES[dtype.decode()]))
+    return dtype.decode(), width, height, nodata, out
+
+
+def write_pack(sidecars: list[bytes], out: Path) -> None:
+    """Roll the sidecars of one hour (same grid, in time order) into a pack."""
+    parsed = [_chunks(data) for data in sidecars]
+    dtype, width, height, nodata, _ = parsed[0]
+    if any(p[:4] != (dtype, width, height, nodata) for p in parsed):
+        raise ValueError("sidecars of a pack must share one grid")
+    frames = len(parsed)
+    entries: list[bytes] = []
+    blobs: list[bytes] = []
+    offset = PACK_HEADER.size + ENTRY.size * len(parsed[0][4])
+    for index in range(len(parsed[0][4])):
+        column = [p[4][index] for p in parsed]
+        if all(isinstance(c, int) for c in column) and len(set(column)) == 1:  # type: ignore[arg-type]
+            entries.append(ENTRY.pack(0, 0, int(column[0])))  # type: ignore[arg-type]
+            continue
+        stack = np.stack([np.full(CHUNK * CHUNK, c, dtype=DTYPES[dtype]) if isinstance(c, int) else c for c in column])
+        blob = zlib.compress(stack.tobytes(), 1)
+        entries.append(ENTRY.pack(offset, len(blob), 0))
+        blobs.append(blob)
+        offset += len(blob)
+    with open(out, "wb") as handle:
+        handle.write(PACK_HEADER.pack(PACK_MAGIC, dtype.encode(), width, height, CHUNK, nodata, frames))
+        handle.write(b"".join(entries))
+        for blob in blobs:
+            handle.write(blob)
+
+
+def pack_index_range(grid: SeriesGrid, col: int, row: int) -> tuple[int, int]:
+    chunk = (row // CHUNK) * math.ceil(grid.width / CHUNK) + col // CHUNK
+    return PACK_HEADER.size + ENTRY.size * chunk, ENTRY.size
+
+
+def values_in_pack_chunk(blob: bytes, dtype: str, frames: int, col: int, row: int) -> list[int]:
+    codes = np.frombuffer(zlib.decompress(blob), dtype=DTYPES[dtype]).reshape(frames, CHUNK * CHUNK)
+    return [int(v) for v in codes[:, (row % CHUNK) * CHUNK + col % CHUNK]]

@@ -29,10 +29,10 @@ from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavai
 from tileserver.layers import LAYERS, Layer
 from tileserver.params import FrameTime, TileRequest
 from tileserver.reader import DatasetPool, read_point, read_tile
-from tileserver.series import SeriesGrid, decode_entry, index_range, value_in_chunk
+from tileserver.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
 from tileserver.settings import Settings
 from tileserver.storage import KeyNotFound, StorageError
-from tileserver.store import Catalog, CatalogError, Frame, Store
+from tileserver.store import Catalog, CatalogError, Frame, Pack, Store
 from tileserver.timeutil import format_utc
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ class TileService:
         if len(frames) > MAX_SERIES_FRAMES:
             raise BadRequest(f"{len(frames)} frames match; ask for at most {MAX_SERIES_FRAMES} with start= and end=")
         x, y = mercantile.xy(lon, lat)
-        codes = list(self._series_pool.map(lambda f: self._code_at(f, x, y), frames))
+        codes = self._codes_at(catalog, frames, x, y)
         values = [
             {"time": format_utc(f.time), **self._value(layer, code), "kind": "forecast" if f.run else "observed",
              **({"run": format_utc(f.run)} if f.run else {})}
@@ -323,6 +323,40 @@ class TileService:
                 for n, code in zip(nowcasts, codes, strict=True)
             ]
         return {"layer": layer.id, "lon": lon, "lat": lat, "units": layer.units, "values": values}
+
+    def _codes_at(self, catalog: Catalog, frames: list[Frame], x: float, y: float) -> list[int | None]:
+        """Codes of many frames at a point: hour packs first, sidecars for the rest."""
+        wanted = {f.time: f for f in frames}
+        packs = [p for p in catalog.packs if wanted.keys() & set(p.times)]
+        found: dict[datetime, int | None] = {}
+        for pack, codes in zip(packs, self._series_pool.map(lambda p: self._pack_codes(p, x, y), packs), strict=True):
+            for time, code in zip(pack.times, codes, strict=True):
+                frame = wanted.get(time)
+                if frame is not None and frame.grid == pack.grid:
+                    found[time] = code
+        loose = [f for f in frames if f.time not in found]
+        for frame, code in zip(loose, self._series_pool.map(lambda f: self._code_at(f, x, y), loose), strict=True):
+            found[frame.time] = code
+        return [found[f.time] for f in frames]
+
+    def _pack_codes(self, pack: Pack, x: float, y: float) -> list[int | None]:
+        grid = SeriesGrid(*pack.grid)
+        cell = grid.cell(x, y)
+        if cell is None:
+            return [None] * len(pack.times)
+        col, row = cell
+        start, length = pack_index_range(grid, col, row)
+        try:
+            offset, size, fill = decode_entry(self._series_chunk(pack.key, start, length))
+            if size == 0:
+                return [fill] * len(pack.times)
+            blob = self._series_chunk(pack.key, offset, size)
+        except StorageError as exc:
+            log.error("series pack read failed for %s: %s", pack.key, exc)
+            if isinstance(exc, KeyNotFound):
+                return [None] * len(pack.times)
+            raise Unavailable("the frame store is unavailable") from None
+        return values_in_pack_chunk(blob, _SERIES_DTYPES[catalog_layer(pack.key)], len(pack.times), col, row)  # type: ignore[return-value]
 
     def _code_at(self, frame: Frame, x: float, y: float) -> int | None:
         if frame.series is None or frame.grid is None:
@@ -411,6 +445,10 @@ class TileService:
     def close(self) -> None:
         self._series_pool.shutdown(wait=False, cancel_futures=True)
         self.datasets.close()
+
+
+def catalog_layer(key: str) -> str:
+    return key.split("/", 1)[0]
 
 
 def _intersects(tile: mercantile.Tile, bounds: tuple[float, float, float, float], margin_m: float = 0.0) -> bool:

@@ -23,6 +23,7 @@ removes entries first and files after.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tileserver.layers import Layer, get_layer
+from tileserver.series import write_pack
 from tileserver.storage import KeyNotFound, Storage, StorageError
 from tileserver.timeutil import compact_utc, format_utc, parse_utc, utcnow
 
@@ -136,10 +138,33 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class Pack:
+    """One complete hour of point-series sidecars rolled into one object."""
+
+    key: str
+    hour: datetime
+    times: tuple[datetime, ...]  # the frames it holds, in order
+    grid: tuple[float, float, float, int, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "hour": format_utc(self.hour), "times": [format_utc(t) for t in self.times], "grid": list(self.grid)}
+
+    @classmethod
+    def from_json(cls, layer: str, data: dict[str, Any]) -> Pack:
+        key = str(data["key"])
+        if not _SAFE_KEY.fullmatch(key) or not key.startswith(f"{layer}/packs/") or ".." in key:
+            raise ValueError(f"pack key {key!r} is not a pack of layer {layer!r}")
+        left, top, res, width, height = data["grid"]
+        return cls(key, parse_utc(data["hour"]), tuple(parse_utc(t) for t in data["times"]),
+                   (float(left), float(top), float(res), int(width), int(height)))
+
+
+@dataclass(frozen=True)
 class Catalog:
     layer: str
     frames: tuple[Frame, ...] = ()
     updated: datetime | None = None
+    packs: tuple[Pack, ...] = ()
 
     def to_bytes(self) -> bytes:
         doc = {
@@ -147,6 +172,7 @@ class Catalog:
             "layer": self.layer,
             "updated": format_utc(self.updated or utcnow()),
             "frames": [frame.to_json() for frame in self.frames],
+            "packs": [pack.to_json() for pack in self.packs],
         }
         return json.dumps(doc, indent=1).encode()
 
@@ -159,16 +185,14 @@ class Catalog:
             if not isinstance(doc.get("frames"), list):
                 raise ValueError("frames is not a list")
             frames = tuple(Frame.from_json(layer, item) for item in doc["frames"])
+            packs = tuple(Pack.from_json(layer, item) for item in doc.get("packs") or [])
             updated = parse_utc(doc["updated"]) if doc.get("updated") else None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CatalogError(f"catalog of layer {layer!r} is unreadable: {exc}") from exc
-        return cls(layer, _sorted(frames), updated)
+        return cls(layer, _sorted(frames), updated, tuple(sorted(packs, key=lambda p: p.hour)))
 
     def with_frame(self, frame: Frame) -> Catalog:
         return replace(self, frames=_sorted((*self.frames, frame)), updated=utcnow())
-
-    def latest_observation(self) -> Frame | None:
-        return self.frames[-1] if self.frames and self.frames[-1].run is None else None
 
     def without(self, removed: set[str]) -> Catalog:
         return replace(self, frames=tuple(f for f in self.frames if f.key not in removed), updated=utcnow())
@@ -382,11 +406,60 @@ class Store:
         for frame in expired:
             for key in frame.keys:
                 self.storage.delete(key)
-        listed = {key for f in catalog.frames for key in f.keys}
+        if layer.kind == "observed":
+            catalog = self._pack_series(layer, catalog)
+        listed = {key for f in catalog.frames for key in f.keys} | {p.key for p in catalog.packs}
         self._sweep(layer_id, listed, now if now is not None else _time.time())
         if expired:
             log.info("pruned %d frames of %s", len(expired), layer_id)
         return expired
+
+    def _pack_series(self, layer: Layer, catalog: Catalog) -> Catalog:
+        """Roll each complete hour's sidecars into one pack; drop packs with no frame left.
+
+        An hour is complete once a frame of a later hour exists. Packs are an
+        optimisation: any failure here leaves the sidecars, which still answer.
+        """
+        live = {f.time for f in catalog.frames}
+        stale = [p for p in catalog.packs if not live.intersection(p.times)]
+        hours: dict[datetime, list[Frame]] = {}
+        for frame in catalog.frames:
+            if frame.series and frame.grid:
+                hours.setdefault(frame.time.replace(minute=0, second=0), []).append(frame)
+        packed = {p.hour for p in catalog.packs}
+        newest_hour = catalog.frames[-1].time.replace(minute=0, second=0) if catalog.frames else None
+        new: list[Pack] = []
+        for hour, frames in sorted(hours.items()):
+            if hour in packed or hour == newest_hour or len(frames) < 2 or len({f.grid for f in frames}) != 1:
+                continue
+            try:
+                new.append(self._write_pack(layer, hour, frames))
+            except (StorageError, ValueError, OSError) as exc:
+                log.warning("%s: no series pack for %s: %s", layer.id, format_utc(hour), exc)
+        if not new and not stale:
+            return catalog
+
+        def change(current: Catalog) -> Catalog | None:
+            keep = [p for p in current.packs if p not in stale and p.hour not in {n.hour for n in new}]
+            return replace(current, packs=tuple(sorted([*keep, *new], key=lambda p: p.hour)), updated=utcnow())
+
+        catalog = self._update_catalog(layer.id, change)
+        for pack in stale:
+            self.storage.delete(pack.key)
+        return catalog
+
+    def _write_pack(self, layer: Layer, hour: datetime, frames: list[Frame]) -> Pack:
+        sidecars = [self.storage.read_bytes(f.series) for f in frames if f.series]
+        digest = hashlib.sha256("".join(f.digest for f in frames).encode()).hexdigest()[:12]
+        key = f"{layer.id}/packs/{compact_utc(hour)}-{digest}.bin"
+        out = self.storage.temporary_path(".pack.bin")
+        try:
+            write_pack(sidecars, out)
+            self.storage.put_file(out, key)
+        finally:
+            out.unlink(missing_ok=True)
+        assert frames[0].grid is not None
+        return Pack(key, hour, tuple(f.time for f in frames), frames[0].grid)
 
     def _expired(self, layer: Layer, catalog: Catalog) -> list[Frame]:
         if not catalog.frames:

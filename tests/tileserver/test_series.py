@@ -93,3 +93,29 @@ def test_sidecar_round_trip(tmp_path: Path) -> None:
         value = fill if size == 0 else value_in_chunk(data[offset : offset + size], "u2", col, row)
         assert value == codes[row, col]
         assert grid.cell(col + 0.5, 300 - row - 0.5) == (col, row)
+
+
+def test_complete_hours_are_packed_and_answer_the_same(tmp_path: Path) -> None:
+    from tileserver.service import TileService
+    from tileserver.settings import Settings
+
+    store = Store(open_storage(str(tmp_path / "store"), create=True))
+    for step in range(14):  # 21:00 .. 22:05: hour 21 is complete once 22:00 arrives
+        ingest_file(store, write_step(tmp_path, step % 5), RADAR, time=T0 + minutes(5 * step))
+    store.prune("reflectivity")
+    catalog = store.load_catalog("reflectivity")
+    assert [p.hour for p in catalog.packs] == [T0]
+    assert len(catalog.packs[0].times) == 12 and store.storage.exists(catalog.packs[0].key)
+    service = TileService(store, Settings(store=store.storage.url))
+    for lon, lat in ((-105.3, 45.2), (-95.0, 40.0), (-100.0, 52.7), (-129.9, 40.0)):
+        series = service.series(RADAR, lon, lat)
+        for item in (v for v in series["values"] if v["kind"] == "observed"):
+            point = service.point(RADAR, lon, lat, __import__("tileserver.timeutil", fromlist=["parse_utc"]).parse_utc(item["time"]))
+            assert (item["value"], item["status"]) == (point["value"], point["status"]), item
+    # Pruning the frames of the packed hour drops its pack too.
+    from datetime import timedelta
+
+    store.retention = type(store.retention)(observed=timedelta(minutes=4))
+    store.prune("reflectivity")
+    catalog = store.load_catalog("reflectivity")
+    assert catalog.packs == () and [o for o in store.storage.list("reflectivity/packs/")] == []
