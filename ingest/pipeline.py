@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from time import monotonic
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +43,7 @@ def ingest_file(
     band: BandChoice | None = None,
 ) -> PublishResult:
     """Ingest one file; raises :class:`IngestError` and publishes nothing on failure."""
+    started = monotonic()
     source = read_field(path, layer, time=time, run=run, band=band)
     try:
         work = store.storage.temporary_path(".tif")
@@ -59,7 +61,7 @@ def ingest_file(
             result = store.publish(
                 layer, work, time=source.time, run=source.run, digest=built.digest,
                 bounds=built.bounds, native_zoom=built.native_zoom, source=path.name, motion=motion,
-                series=_series(work, series_work),
+                series=_series(work, series_work), started=started,
             )
             _latest_motion(store, layer)
             return result

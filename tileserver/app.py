@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -25,6 +27,7 @@ from renderers import loops
 from tileserver import ogc, openapi, params
 from tileserver.errors import ApiError, BadRequest, NotFound
 from tileserver.layers import LAYERS
+from tileserver.observability import RequestLogMiddleware, configure_json_logging
 from tileserver.proxy import ForwardedHeadersMiddleware
 from tileserver.service import TileService
 from tileserver.settings import Settings
@@ -245,6 +248,14 @@ def legend(request: Request) -> Response:
     return Response(body, media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
 
 
+def metrics(request: Request) -> Response:
+    service = _service(request)
+    for layer_id in LAYERS:  # fresh catalog gauges, within the catalog TTL
+        with contextlib.suppress(ApiError):
+            service.catalog(layer_id)
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
@@ -295,6 +306,8 @@ def build_service(settings: Settings) -> TileService:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    if os.environ.get("WXTILES_JSON_LOGS") == "1":
+        configure_json_logging(settings.log_level)
     for key, value in GDAL_SERVE_CONFIG.items():
         os.environ.setdefault(key, value)
     service = build_service(settings)
@@ -324,13 +337,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/colormaps/{name}", colormap, methods=get),
         Route("/api/colormaps/{name}/legend.png", legend, methods=get),
         Route("/healthz", healthz, methods=get),
+        Route("/metrics", metrics, methods=get),
         Route("/readyz", readyz, methods=get),
         *_frontend_routes(),
     ]
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     middleware = [
+        Middleware(RequestLogMiddleware, metrics=service.metrics, routes=routes),
         Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips),
-        Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From", "X-Loop-Frames"]),
+        Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From", "X-Loop-Frames", "X-Request-ID"]),
     ]
     app = Starlette(
         routes=routes,

@@ -135,6 +135,8 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from tileserver.observability import configure_json_logging
+
     storage = open_storage(settings.store, create=True)
     try:
         storage.check()
@@ -144,9 +146,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.forwarded_allow_ips is not None:
         # Read by the app in every worker process (tileserver/proxy.py handles the headers).
         os.environ["WXTILES_FORWARDED_ALLOW_IPS"] = args.forwarded_allow_ips
+    configure_json_logging(settings.log_level)
+    # Worker processes start fresh: create_app sets the same JSON logging up in each.
+    os.environ["WXTILES_JSON_LOGS"] = "1"
     uvicorn.run(
         "tileserver.app:create_app", factory=True, host=args.host, port=args.port,
         workers=args.workers, root_path=args.root_path, proxy_headers=False, log_level=settings.log_level,
+        log_config=None, access_log=False,
     )
     return 0
 

@@ -118,6 +118,7 @@ def document(base_url: str = "/") -> dict[str, Any]:
              _query("layer", {"type": "string"}, "label a normalised scale with this layer's range")],
             _binary("image/png", "legend"), 400, 404,
         ),
+        "/metrics": _get("Prometheus metrics", [], _binary("text/plain", "metrics")),
         "/healthz": _get("The process is alive", [], _json("ok")),
         "/readyz": _get("The store is reachable and catalogs readable", [], {**_json("ready"), "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}}}),
         "/openapi.json": _get("This document", [], _json("OpenAPI")),

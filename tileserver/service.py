@@ -27,6 +27,7 @@ from renderers.png import render_npy, render_png, transparent_png
 from tileserver import gdalcache
 from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
 from tileserver.layers import LAYERS, Layer
+from tileserver.observability import CatalogCollector, Metrics
 from tileserver.params import FrameTime, TileRequest
 from tileserver.reader import DatasetPool, read_point, read_tile
 from tileserver.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
@@ -82,6 +83,8 @@ class TileService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.metrics = Metrics()
+        self.metrics.registry.register(CatalogCollector(self._cached_catalogs))
         self.datasets = DatasetPool(max_paths=settings.open_datasets)
         self.tiles: LRUCache[tuple[Any, ...], bytes] = LRUCache(maxsize=settings.cache_mb * 2**20, getsizeof=len)
         self._tiles_lock = threading.Lock()
@@ -113,11 +116,13 @@ class TileService:
                 self.store.storage.check()
         except CatalogError as exc:
             log.error("%s", exc)
+            self.metrics.store_errors.labels("catalog").inc()
             if cached:
                 return cached[1]
             raise Unavailable(f"catalog of layer {layer_id!r} is unreadable") from None
         except StorageError as exc:
             log.error("store unavailable: %s", exc)
+            self.metrics.store_errors.labels("unavailable").inc()
             if cached:
                 return cached[1]
             raise Unavailable("the frame store is unavailable") from None
@@ -203,11 +208,14 @@ class TileService:
         key = (target.identity, request.tile, request.size, request.format, request.colormap)
         with self._tiles_lock:  # an LRU lookup reorders the cache: not thread-safe alone
             body = self.tiles.get(key)
+        result = "hit" if body is not None else "miss"
         if body is None:
             body = self._render(request, target)
             if len(body) <= self.tiles.maxsize:
                 with self._tiles_lock:
                     self.tiles[key] = body
+        self.metrics.tile_cache.labels(result).inc()
+        self.metrics.tile_bytes.labels(result).inc(len(body))
         return Rendered(body, media_type, etag, cache_control)
 
     def _render(self, request: TileRequest, target: Target) -> bytes:
@@ -256,15 +264,18 @@ class TileService:
         what = f"frame {format_utc(frame.time)} of layer {frame.layer!r}"
         text = str(exc)
         if any(marker in text for marker in NETWORK_FAILURES):
+            self.metrics.store_errors.labels("unavailable").inc()
             log.error("store unavailable reading %s: %s", key, text.splitlines()[0])
             return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
         try:
             present = self.store.storage.exists(key)
         except StorageError as error:
+            self.metrics.store_errors.labels("unavailable").inc()
             log.error("store unavailable reading %s: %s", key, error)
             return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
         if not present:
             return NotFound(f"{what} is no longer available")
+        self.metrics.store_errors.labels("unreadable").inc()
         log.error("unreadable frame %s: %s", key, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return BadGateway(f"{what} cannot be read")
 
@@ -432,6 +443,11 @@ class TileService:
                 for run in catalog.runs()
             ]
         return info
+
+    def _cached_catalogs(self) -> dict[str, Catalog]:
+        # Scrapes must not hit the store: report what the last requests loaded.
+        with self._catalog_lock:
+            return {layer_id: catalog for layer_id, (_, catalog) in self._catalogs.items()}
 
     def ready(self) -> tuple[bool, str]:
         try:

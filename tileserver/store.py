@@ -78,6 +78,8 @@ class Frame:
     # Key and grid of the point-series sidecar (tileserver/series.py).
     series: str | None = None
     grid: tuple[float, float, float, int, int] | None = None
+    # Seconds from the start of its ingest to publishing (for monitoring).
+    ingest_seconds: float | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -97,6 +99,7 @@ class Frame:
             "motion": self.motion,
             "series": self.series,
             "grid": list(self.grid) if self.grid else None,
+            "ingest_seconds": self.ingest_seconds,
         }
 
     @classmethod
@@ -134,6 +137,7 @@ class Frame:
             motion=motion,
             series=series,
             grid=grid,
+            ingest_seconds=float(data["ingest_seconds"]) if data.get("ingest_seconds") is not None else None,
         )
 
 
@@ -301,6 +305,7 @@ class Store:
         source: str,
         motion: Path | None = None,
         series: tuple[Path, tuple[float, float, float, int, int]] | None = None,
+        started: float | None = None,
     ) -> PublishResult:
         """Put a finished COG in the store, then list it in the catalog.
 
@@ -314,6 +319,7 @@ class Store:
             motion=motion_key(key) if motion is not None else None,
             series=series_key(key) if series is not None else None,
             grid=series[1] if series is not None else None,
+            ingest_seconds=round(_time.monotonic() - started, 3) if started is not None else None,
         )
         existing = self.load_catalog(layer.id).find(time, run)
         if existing is not None:

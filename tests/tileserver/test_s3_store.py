@@ -68,7 +68,7 @@ def test_retention_deletes_objects_on_s3(s3_store_via_proxy, tmp_path: Path) -> 
     assert [f.key for f in removed] == keys[:1]
     remaining = {o.key for o in store.storage.list("reflectivity/")}
     assert remaining == {key for frame in store.load_catalog("reflectivity").frames for key in frame.keys}
-    assert {k for k in remaining if not k.endswith(".motion.tif")} == set(keys[1:])
+    assert {k for k in remaining if k.endswith("Z-" + k.rsplit("-", 1)[1]) and k.count(".") == 1} == set(keys[1:])
 
 
 def test_concurrent_publishers_keep_every_entry(s3_store_via_proxy, tmp_path: Path) -> None:  # noqa: ANN001

@@ -1,0 +1,132 @@
+"""Metrics (Prometheus) and one-JSON-object-per-line request logs.
+
+One ASGI middleware times every request, gives it a request id (an incoming
+``X-Request-ID`` is kept, so ids follow a request through Traefik), records the
+latency histogram by route template, and logs a JSON line. Store-derived gauges
+(age of the newest frame, ingest duration) are computed at scrape time from the
+catalogs, so every stateless replica reports the same truth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from starlette.routing import Match
+
+Scope = MutableMapping[str, Any]
+log = logging.getLogger("wxtiles.access")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The server's metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Histogram(
+            "wxtiles_request_duration_seconds", "HTTP request latency by route and status class",
+            ["route", "status"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.tile_cache = Counter("wxtiles_tile_cache_total", "Tile cache lookups", ["result"], registry=self.registry)
+        self.tile_bytes = Counter("wxtiles_tile_bytes_total", "Bytes of tiles sent, by cache result", ["result"], registry=self.registry)
+        self.store_errors = Counter("wxtiles_store_errors_total", "Store failures seen while serving", ["kind"], registry=self.registry)
+
+
+class CatalogCollector:
+    """Per-layer gauges from the catalogs: newest frame age, its ingest duration, frame count."""
+
+    def __init__(self, catalogs: Callable[[], dict[str, Any]]) -> None:
+        self.catalogs = catalogs
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        age = GaugeMetricFamily("wxtiles_latest_frame_age_seconds", "Seconds since the valid time of the newest frame", labels=["layer"])
+        frames = GaugeMetricFamily("wxtiles_frames", "Frames listed in the catalog", labels=["layer"])
+        ingest = GaugeMetricFamily("wxtiles_ingest_duration_seconds", "How long the newest frame took to ingest", labels=["layer"])
+        now = time.time()
+        for layer_id, catalog in self.catalogs().items():
+            frames.add_metric([layer_id], len(catalog.frames))
+            if catalog.frames:
+                newest = catalog.frames[-1]
+                age.add_metric([layer_id], now - newest.time.timestamp())
+                if newest.ingest_seconds is not None:
+                    ingest.add_metric([layer_id], newest.ingest_seconds)
+        yield age
+        yield frames
+        yield ingest
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: Callable[..., Awaitable[None]], metrics: Metrics, routes: list[Any]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    def _route(self, scope: Scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return str(getattr(route, "path", "?"))
+        return "unmatched"
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        status = 500
+
+        async def send_with_id(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            duration = time.perf_counter() - started
+            route = self._route(scope)
+            self.metrics.requests.labels(route, f"{status // 100}xx").observe(duration)
+            log.info(json.dumps({
+                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": request_id,
+                "method": scope.get("method"), "route": route, "path": scope.get("path"), "status": status,
+                "duration_ms": round(duration * 1000, 2), "client": (scope.get("client") or ["-"])[0],
+            }))
+
+
+class JsonFormatter(logging.Formatter):
+    """Every log record as one JSON object per line (access lines are JSON already)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.name == "wxtiles.access":
+            return message
+        doc = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)), "level": record.levelname.lower(),
+               "logger": record.name, "message": message}
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(doc)
+
+
+def configure_json_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper() if level != "trace" else "DEBUG")
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True  # ours is richer, and JSON
