@@ -1,0 +1,331 @@
+"""The Dockerfile, read and linted in Python (no Docker engine or hadolint here).
+
+What a `docker build` would do is checked piece by piece: the build context after
+.dockerignore, the COPY sources in it, the image's file layout (rebuilt in a temp
+folder and run with the image's PYTHONPATH), the entry point and command parsed by
+the real CLI, and the HEALTHCHECK command run against a real server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.k8s import support
+from tests.k8s.support import Dockerfile, Stage, parse_dockerfile
+from tileserver.cli import build_parser
+
+UID = 10001
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> Dockerfile:
+    return parse_dockerfile(support.DOCKERFILE.read_text())
+
+
+# --- A few hadolint-style rules -----------------------------------------------------
+
+def dockerfile_problems(df: Dockerfile) -> list[str]:
+    problems: list[str] = []
+    names = [s.name for s in df.stages]
+    for stage in df.stages:
+        image = stage.base
+        tag = image.rsplit("/", 1)[-1]
+        if "$" in image:
+            problems.append(f"FROM {image}: an ARG without a default")
+        elif "@" not in tag and (":" not in tag or tag.endswith(":latest")):
+            problems.append(f"FROM {image}: pin a tag (DL3006/DL3007)")
+        env = stage.env()
+        for keyword in ("CMD", "ENTRYPOINT", "HEALTHCHECK"):
+            if len(stage.all(keyword)) > 1:
+                problems.append(f"stage {stage.name or stage.index}: more than one {keyword} (DL4003/DL4004)")
+        for instruction in stage.instructions:
+            where = f"line {instruction.line}"
+            text = instruction.text
+            if instruction.keyword == "ADD":
+                problems.append(f"{where}: use COPY, not ADD, for local files (DL3020)")
+            if instruction.keyword == "MAINTAINER":
+                problems.append(f"{where}: MAINTAINER is deprecated (DL4000)")
+            if instruction.keyword == "WORKDIR" and not text.startswith(("/", "$")):
+                problems.append(f"{where}: WORKDIR must be absolute (DL3000)")
+            if instruction.keyword in ("CMD", "ENTRYPOINT") and instruction.exec_form is None:
+                problems.append(f"{where}: {instruction.keyword} in exec form, so signals reach the process (DL3025)")
+            if instruction.keyword in ("ENV", "ARG"):
+                for key in re.findall(r"(?:^|\s)([A-Z_][A-Z0-9_]*)=", " " + text):
+                    if re.search(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY", key):
+                        problems.append(f"{where}: {key} baked into the image")
+            if instruction.keyword == "COPY" and "from" in instruction.flags:
+                source = instruction.flags["from"]
+                earlier = names[: stage.index]
+                if source not in earlier and not re.fullmatch(r"\d+", source) and ":" not in source:
+                    problems.append(f"{where}: COPY --from={source} names no earlier stage (DL3022)")
+            if instruction.keyword != "RUN":
+                continue
+            commands = [c.strip() for c in re.split(r"&&|;|\|\|", text)]
+            if re.search(r"(?<!\|)\|(?!\|)", text) and "pipefail" not in text:
+                problems.append(f"{where}: a pipe without `set -o pipefail` hides failures (DL4006)")
+            for command in commands:
+                words = command.split()
+                if not words:
+                    continue
+                if words[0] == "cd":
+                    problems.append(f"{where}: use WORKDIR instead of cd (DL3003)")
+                if words[0] == "sudo":
+                    problems.append(f"{where}: no sudo (DL3004)")
+                if words[:2] == ["apt-get", "install"]:
+                    if "--no-install-recommends" not in words:
+                        problems.append(f"{where}: apt-get install --no-install-recommends (DL3015)")
+                    if not ({"-y", "--yes", "-qy", "-yq"} & set(words)):
+                        problems.append(f"{where}: apt-get install -y (DL3014)")
+                    if "apt-get update" not in text:
+                        problems.append(f"{where}: apt-get update in the same RUN as install (DL3009 stale lists)")
+                    if "rm -rf /var/lib/apt/lists" not in text:
+                        problems.append(f"{where}: delete /var/lib/apt/lists after installing (DL3009)")
+                if words[:2] == ["apt-get", "upgrade"] or words[:2] == ["apt-get", "dist-upgrade"]:
+                    problems.append(f"{where}: no apt-get upgrade in an image (DL3005)")
+                is_pip = words[0] in ("pip", "pip3") or words[:3] == ["python", "-m", "pip"]
+                if is_pip and "install" in words and "--no-cache-dir" not in words and env.get("PIP_NO_CACHE_DIR") not in ("1", "true", "on"):
+                    problems.append(f"{where}: pip install --no-cache-dir or PIP_NO_CACHE_DIR=1 (DL3042)")
+                if words[0] == "npm" and "install" in words:
+                    problems.append(f"{where}: npm ci, from the lock file, not npm install")
+                if words[0] in ("curl", "wget"):
+                    problems.append(f"{where}: download nothing at build time outside package managers")
+    final = df.final
+    users = final.all("USER")
+    if not users:
+        problems.append("final stage: no USER, the container would run as root (DL3002)")
+    else:
+        user = users[-1].text.split(":")[0]
+        if user in ("root", "0"):
+            problems.append("final stage: the last USER is root (DL3002)")
+        after = [i for i in final.instructions if i.line > users[-1].line and i.keyword in ("RUN", "COPY", "ADD")]
+        if after:
+            problems.append(f"line {after[0].line}: {after[0].keyword} after USER runs as the app user; install as root first")
+    for keyword in ("ENTRYPOINT", "CMD", "HEALTHCHECK", "EXPOSE"):
+        if not final.all(keyword):
+            problems.append(f"final stage: no {keyword}")
+    return problems
+
+
+def test_dockerfile_passes_the_lint(dockerfile: Dockerfile) -> None:
+    assert dockerfile_problems(dockerfile) == []
+
+
+def test_the_lint_catches_what_it_should() -> None:
+    bad = parse_dockerfile(
+        "FROM python\n"
+        "ADD . /app\n"
+        "WORKDIR app\n"
+        "ENV API_TOKEN=x\n"
+        "RUN cd /app && apt-get install curl && pip install . && npm install\n"
+        "RUN curl -s https://example.com/x | sh\n"
+        "COPY --from=nowhere /x /y\n"
+        "CMD wxtiles serve\n"
+        "CMD [\"serve\"]\n"
+    )
+    problems = "\n".join(dockerfile_problems(bad))
+    for needle in ("DL3006", "DL3020", "DL3000", "API_TOKEN", "DL3003", "DL3015", "DL3014", "DL3009", "DL3042",
+                   "npm ci", "DL4006", "DL3022", "DL3025", "DL4003", "DL3002", "HEALTHCHECK"):
+        assert needle in problems, f"{needle} not reported:\n{problems}"
+
+
+# --- Stages and the runtime image ---------------------------------------------------
+
+def test_multi_stage_build_on_slim_python_311(dockerfile: Dockerfile) -> None:
+    assert len(dockerfile.stages) >= 2 and all(s.name for s in dockerfile.stages)
+    final = dockerfile.final
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", final.base), final.base
+    requires = tomllib.loads((support.ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires == ">=3.11"
+    builder = next(s for s in dockerfile.stages if any("pip install" in i.text for i in s.all("RUN")))
+    assert builder is not final, "pip and the build toolchain stay in the builder"
+    assert builder.base == final.base, "the venv is copied across: the same Python must run it"
+    assert any(i.flags.get("from") == builder.name and "/opt/venv" in i.text for i in final.all("COPY"))
+    node_stages = [s for s in dockerfile.stages if any("npm ci" in i.text for i in s.all("RUN"))]
+    assert node_stages and final not in node_stages, "node stays out of the runtime image"
+    assert not any("npm" in i.text or "nodejs" in i.text for i in final.all("RUN"))
+
+
+def test_runtime_runs_wxtiles_as_the_unprivileged_user(dockerfile: Dockerfile) -> None:
+    final = dockerfile.final
+    user = final.last("USER")
+    assert user is not None and user.text.split(":")[0] == str(UID), "numeric, so runAsNonRoot can verify it"
+    assert any(f"--uid {UID}" in i.text for i in final.all("RUN")), "create the user with that uid"
+    pod_users = {w.spec["securityContext"]["runAsUser"] for w in support.workloads(support.base_raw_resources())}
+    assert pod_users == {UID}, "the manifests' runAsUser is the image's user"
+
+
+def test_entrypoint_is_wxtiles_and_the_default_command_serves(dockerfile: Dockerfile) -> None:
+    final = dockerfile.final
+    assert final.last("ENTRYPOINT").exec_form == ["wxtiles"]
+    scripts = tomllib.loads((support.ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["wxtiles"] == "tileserver.cli:main"
+    cmd = final.last("CMD").exec_form
+    assert cmd is not None
+    args = build_parser().parse_args(cmd)
+    assert args.command == "serve" and args.host == "0.0.0.0"
+    exposed = {int(p.split("/")[0]) for i in final.all("EXPOSE") for p in i.text.split()}
+    assert exposed == {args.port}
+    # Any other wxtiles command replaces CMD and keeps the entry point.
+    for other in (["fetch", "mrms"], ["prune"], ["ingest", "x.grib2", "--layer", "reflectivity"]):
+        build_parser().parse_args(other)
+
+
+def test_runtime_environment_suits_a_read_only_root(dockerfile: Dockerfile) -> None:
+    env = dockerfile.final.env()
+    assert env["HOME"] == "/tmp" and env["CPL_TMPDIR"] == "/tmp" and env.get("TMPDIR", "/tmp") == "/tmp"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["PYTHONPATH"] == "/app"
+    assert env["WXTILES_STORE"].startswith("/"), "the default ./data would be under the read-only /app"
+    assert env["PATH"].startswith("/opt/venv/bin:")
+    # rasterio's bundled curl looks for a Red Hat CA path; Debian's bundle must be named.
+    assert env["CURL_CA_BUNDLE"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert any("compileall" in i.text for i in dockerfile.final.all("RUN")), "byte-compile at build time"
+
+
+def test_healthcheck_probes_healthz_with_python(dockerfile: Dockerfile) -> None:
+    check = dockerfile.final.last("HEALTHCHECK")
+    command = check.exec_form
+    assert command and command[:2] == ["python", "-c"], "no curl in python:slim"
+    compile(command[2], "<healthcheck>", "exec")
+    cmd_port = build_parser().parse_args(dockerfile.final.last("CMD").exec_form).port
+    assert f"127.0.0.1:{cmd_port}/healthz" in command[2]
+    assert re.search(r"--timeout=\d+s", check.text) and re.search(r"--start-period=\d+s", check.text)
+
+
+def test_healthcheck_command_against_a_real_server(dockerfile: Dockerfile, tmp_path: Path) -> None:
+    from tests.conftest import LiveServer, free_port
+    from tileserver.settings import Settings
+
+    code = dockerfile.final.last("HEALTHCHECK").exec_form[2]
+    with LiveServer(Settings(store=str(tmp_path))) as live:
+        up = subprocess.run([sys.executable, "-c", code.replace(":8000/", f":{live.port}/")], timeout=30, check=False)
+    assert up.returncode == 0
+    down = subprocess.run([sys.executable, "-c", code.replace(":8000/", f":{free_port()}/")], capture_output=True, timeout=30, check=False)
+    assert down.returncode != 0
+
+
+# --- The build context and the image's files ------------------------------------------
+
+def test_build_context_is_small_and_private(dockerfile: Dockerfile) -> None:
+    files = support.build_context_files()
+    for excluded in (".git/", ".venv/", "frontend/node_modules/", "data/", "demo-data/", "tests/", ".hypothesis/", "k8s/"):
+        assert not [f for f in files if f.startswith(excluded)], f"{excluded} is sent to the Docker daemon"
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+    for needed in ("pyproject.toml", "README.md", "tileserver/app.py", "tileserver/cli.py", "frontend/index.html",
+                   "frontend/package.json", "frontend/package-lock.json"):
+        assert needed in files, f"{needed} missing from the build context"
+    size = sum((support.ROOT / f).stat().st_size for f in files)
+    assert size < 20 * 2**20, f"build context {size / 2**20:.1f} MB"
+
+
+def test_every_copy_source_is_in_the_build_context(dockerfile: Dockerfile) -> None:
+    files = set(support.build_context_files())
+    for stage in dockerfile.stages:
+        for instruction in stage.all("COPY"):
+            if "from" in instruction.flags:
+                continue
+            sources, dest = support.copy_sources_and_dest(instruction)
+            assert dest.startswith("/") or dest.startswith("./") or dest.endswith("/"), f"line {instruction.line}"
+            for source in sources:
+                source = source.rstrip("/")
+                present = source in files or any(f.startswith(source + "/") for f in files)
+                assert present, f"line {instruction.line}: {source} is not in the build context (.dockerignore?)"
+
+
+def _image_tree(dockerfile: Dockerfile, root: Path) -> Path:
+    """Lay out the final stage's COPYs from the build context under `root` (the image's /)."""
+    files = support.build_context_files()
+    for instruction in dockerfile.final.all("COPY"):
+        sources, dest = support.copy_sources_and_dest(instruction)
+        target = root / dest.lstrip("/")
+        stage = instruction.flags.get("from")
+        if stage == "frontend":  # npm ci's output: the same package the repo's `npm ci` installed
+            for source in sources:
+                local = support.ROOT / source.replace("/src/", "", 1)
+                if not local.exists():
+                    pytest.skip(f"{local.relative_to(support.ROOT)} missing: run `npm ci --prefix frontend` (make setup)")
+                if local.is_dir():
+                    shutil.copytree(local, target, dirs_exist_ok=True)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(local, target if not dest.endswith("/") else target / local.name)
+            continue
+        if stage is not None:
+            continue  # the venv: the test runs with this machine's
+        for source in sources:
+            source = source.rstrip("/")
+            if source in files:
+                destination = target / Path(source).name if dest.endswith("/") else target
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(support.ROOT / source, destination)
+            else:
+                for f in files:
+                    if f.startswith(source + "/"):
+                        destination = target / f[len(source) + 1:]
+                        destination.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copy2(support.ROOT / f, destination)
+    return root
+
+
+def test_the_image_layout_serves_the_viewer(dockerfile: Dockerfile, tmp_path: Path) -> None:
+    """tileserver/app.py finds frontend/ beside it in /app, with Leaflet, and nothing the app needs is left out."""
+    root = _image_tree(dockerfile, tmp_path / "image")
+    env = dockerfile.final.env()
+    app = root / env["PYTHONPATH"].lstrip("/")
+    assert sorted(p.name for p in app.iterdir()) == ["colormaps", "frontend", "ingest", "renderers", "tileserver"]
+    store = tmp_path / "store"
+    probe = f"""
+import json, sys
+import tileserver, tileserver.app as app_module
+from tileserver.settings import Settings
+import colormaps, ingest.pipeline, ingest.sources, renderers
+app = app_module.create_app(Settings(store={str(store)!r}))
+paths = sorted(str(getattr(r, "path", "")) for r in app.routes)
+print(json.dumps({{"tileserver": tileserver.__file__, "frontend": str(app_module.FRONTEND), "paths": paths,
+                   "colormaps": colormaps.__file__}}))
+"""
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "WXTILES_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**clean_env, "PYTHONPATH": str(app), "PYTHONDONTWRITEBYTECODE": "1", "WXTILES_STORE": str(store)},
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["tileserver"].startswith(str(app)), "the image's copy of the code is the one imported"
+    assert seen["colormaps"].startswith(str(app))
+    assert seen["frontend"] == str(app / "frontend")
+    assert "/" in seen["paths"] and "/vendor/leaflet" in seen["paths"], seen["paths"]
+    assert "frontend/node_modules/leaflet is missing" not in done.stderr
+    leaflet = app / "frontend" / "node_modules" / "leaflet"
+    assert sorted(p.name for p in leaflet.iterdir()) == ["LICENSE", "dist"], "only Leaflet's dist/ (and licence) ship"
+    assert (leaflet / "dist" / "leaflet.js").is_file()
+    # Every file the viewer serves from frontend/ made it into the image.
+    from tileserver.app import FRONTEND_TYPES
+
+    served = {p.name for p in (support.ROOT / "frontend").glob("*") if p.is_file() and p.suffix in FRONTEND_TYPES}
+    assert served <= {p.name for p in (app / "frontend").glob("*")}
+    # The CLI starts in that layout too (what ENTRYPOINT runs).
+    cli = subprocess.run(
+        [sys.executable, "-m", "tileserver.cli", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env={**clean_env, "PYTHONPATH": str(app)},
+    )
+    assert cli.returncode == 0 and "serve" in cli.stdout
+
+
+def test_builder_removes_its_installed_copy_of_the_packages(dockerfile: Dockerfile) -> None:
+    """The code exists once, under /app: the venv's copy would otherwise shadow nothing but confuse everyone."""
+    builder: Stage = next(s for s in dockerfile.stages if any("pip install" in i.text for i in s.all("RUN")))
+    (install,) = [i for i in builder.all("RUN") if "pip install" in i.text]
+    include = tomllib.loads((support.ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for pattern in include:
+        package = pattern.rstrip("*")
+        assert f'"$site/{package}"' in install.text, f"{package} left in site-packages"
