@@ -37,7 +37,7 @@ class DatasetPool:
     borrows a handle of its own and gives it back.
     """
 
-    def __init__(self, max_paths: int = 64, idle_per_path: int = 4) -> None:
+    def __init__(self, max_paths: int = 64, idle_per_path: int = 2) -> None:
         self.max_paths = max_paths
         self.idle_per_path = idle_per_path
         self._idle: OrderedDict[str, list[rasterio.DatasetReader]] = OrderedDict()
