@@ -56,7 +56,10 @@ RUN apt-get update \
 RUN groupadd --gid 10001 wxtiles \
  && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin wxtiles \
  && install -d -o 10001 -g 10001 -m 0750 /data
+# MALLOC_ARENA_MAX: glibc's per-thread arenas grew a loaded server by ~150 MB
+# in benchmarks/soak.py; two arenas keep it flat.
 ENV PATH=/opt/venv/bin:$PATH \
+    MALLOC_ARENA_MAX=2 \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
