@@ -27,6 +27,7 @@ from renderers import loops
 from tileserver import ogc, openapi, params
 from tileserver.errors import ApiError, BadRequest, NotFound
 from tileserver.layers import LAYERS
+from tileserver.limits import RequestLimitsMiddleware
 from tileserver.observability import RequestLogMiddleware, configure_json_logging
 from tileserver.proxy import ForwardedHeadersMiddleware
 from tileserver.service import TileService
@@ -345,6 +346,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     middleware = [
         Middleware(RequestLogMiddleware, metrics=service.metrics, routes=routes),
+        Middleware(RequestLimitsMiddleware),
         Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips),
         Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From", "X-Loop-Frames", "X-Request-ID"]),
     ]

@@ -140,3 +140,12 @@ def test_storage_errors_name_the_store(tmp_path: Path) -> None:
     storage = open_storage(str(blocker))
     with pytest.raises(StorageError, match="does not exist"):
         storage.check()
+
+
+def test_request_size_limits(tmp_path: Path, live_server_for) -> None:  # noqa: ANN001
+    server = live_server_for(str(tmp_path))
+    long = httpx.get(f"{server.url}/api/layers?x={'a' * 5000}")
+    assert long.status_code == 414 and "4096" in long.json()["error"]
+    body = httpx.request("GET", f"{server.url}/api/layers", content=b"x" * 100)
+    assert body.status_code == 413 and "error" in body.json()
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
