@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -330,20 +331,23 @@ def read_sequence(paths: list[str], decimate: int | None, every: int, step_minut
 @dataclass
 class Forecaster:
     label: str
-    run: Callable[[list[np.ndarray], int], tuple[list[np.ndarray], np.ndarray | None, float, float]]
+    # (past frames, leads) -> (forecasts, motion field or None, (motion s, extrapolation s, same in CPU s))
+    run: Callable[[list[np.ndarray], int], tuple[list[np.ndarray], np.ndarray | None, tuple[float, ...]]]
     motion_s: list[float] = field(default_factory=list)
     extrap_s: list[float] = field(default_factory=list)
+    motion_cpu: list[float] = field(default_factory=list)
+    extrap_cpu: list[float] = field(default_factory=list)
 
 
 def ours(name: str, kwargs: dict) -> Forecaster:
     fn = motion.get_method(name)
 
     def run(past, n_leads):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         V = fn(past, **kwargs)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         fc = extrapolate(past[-1], V, n_leads)
-        return fc, V, t1 - t0, time.perf_counter() - t1
+        return fc, V, (t1 - t0, time.perf_counter() - t1, c1 - c0, time.process_time() - c1)
 
     label = "our:" + name + ("(" + ",".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else "")
     return Forecaster(label, run)
@@ -351,7 +355,7 @@ def ours(name: str, kwargs: dict) -> Forecaster:
 
 def persistence() -> Forecaster:
     def run(past, n_leads):
-        return [past[-1]] * n_leads, None, 0.0, 0.0
+        return [past[-1]] * n_leads, None, (0.0, 0.0, 0.0, 0.0)
 
     return Forecaster("persistence", run)
 
@@ -370,11 +374,11 @@ def pysteps_lk() -> Forecaster | None:
     def run(past, n_leads):
         r = np.stack([dbz_to_rain(f) for f in past[-3:]]).astype(np.float64)
         dbr, _ = transformation.dB_transform(r, threshold=0.1, zerovalue=-15.0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         V = lk(dbr)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         fc = extrap(dbr[-1], V, n_leads)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         out = []
         for f in fc:
             with np.errstate(invalid="ignore"):
@@ -382,7 +386,7 @@ def pysteps_lk() -> Forecaster | None:
             d = np.where(rr > 0, rain_to_dbz(rr), -np.inf).astype(np.float32)
             d[np.isnan(f)] = np.nan
             out.append(d)
-        return out, V.astype(np.float32), t1 - t0, t2 - t1
+        return out, V.astype(np.float32), (t1 - t0, t2 - t1, c1 - c0, c2 - c1)
 
     return Forecaster("pysteps:LK", run)
 
@@ -432,15 +436,17 @@ def evaluate(seq: Seq, forecasters: list[Forecaster], n_past: int, n_leads: int,
     sc = np.full((len(forecasters), len(inits), n_leads, len(SCORES)), np.nan)
     merr: dict[str, list[float]] = {}
     for fc_ in forecasters:
-        fc_.motion_s.clear()
-        fc_.extrap_s.clear()
+        for lst in (fc_.motion_s, fc_.extrap_s, fc_.motion_cpu, fc_.extrap_cpu):
+            lst.clear()
     for ii, i0 in enumerate(inits):
         past = seq.frames[i0 - n_past + 1 : i0 + 1]
         outs = []
         for fc_ in forecasters:
-            fc, V, tm, te = fc_.run(past, n_leads)
+            fc, V, (tm, te, cm, ce) = fc_.run(past, n_leads)
             fc_.motion_s.append(tm)
             fc_.extrap_s.append(te)
+            fc_.motion_cpu.append(cm)
+            fc_.extrap_cpu.append(ce)
             outs.append(fc)
             if V is not None and seq.truth is not None:
                 tv = seq.truth(*past[-1].shape)
@@ -454,7 +460,8 @@ def evaluate(seq: Seq, forecasters: list[Forecaster], n_past: int, n_leads: int,
                 valid &= ~np.isnan(fc[lead])
             for mi, fc in enumerate(outs):
                 sc[mi, ii, lead] = score(fc[lead], obs, valid)
-    timing = {f.label: (float(np.mean(f.motion_s)), float(np.mean(f.extrap_s))) for f in forecasters}
+    timing = {f.label: (float(np.mean(f.motion_s)), float(np.mean(f.extrap_s)), float(np.mean(f.motion_cpu)),
+                        float(np.mean(f.extrap_cpu))) for f in forecasters}
     return Result(seq, [f.label for f in forecasters], sc, merr, timing)
 
 
@@ -486,11 +493,11 @@ def print_result(res: Result, print_leads: list[int]) -> None:
                 continue
             vals = mean[:, lead - 1, si]
             print(f"  {lead * seq.step_min:9g}" + "".join(f"{v:{width}.3f}" for v in vals))
-    print("\n  Time per nowcast (mean over initialisations): motion estimation + extrapolation of "
-          f"{mean.shape[1]} leads, seconds")
+    print("\n  Time per nowcast (mean over initialisations), seconds of wall clock and of process CPU "
+          f"(all threads): motion estimation, extrapolation of {mean.shape[1]} leads")
     for lab in res.labels:
-        tm, te = res.timing[lab]
-        print(f"    {lab:40s} motion {tm:7.3f}   extrapolation {te:7.3f}")
+        tm, te, cm, ce = res.timing[lab]
+        print(f"    {lab:40s} motion {tm:7.3f} wall {cm:7.3f} cpu   extrapolation {te:7.3f} wall {ce:7.3f} cpu")
     if res.motion_err:
         print("\n  Motion error vs the known field in the echo region of the last input frame "
               "(RMS vector error / RMS true speed)")
@@ -541,9 +548,9 @@ def print_summary(results: list[Result], max_lead: int) -> None:
     names = [r.seq.name.replace("synthetic-", "") for r in results]
     w = max(9, max(len(n) for n in names) + 1)
     print("    " + "method".ljust(36) + "".join(n.rjust(w) for n in names) + "mean".rjust(8) + "MAE30".rjust(8)
-          + "MAE60".rjust(8) + "motion s".rjust(10) + "extrap s".rjust(10))
+          + "MAE60".rjust(8) + "motion s".rjust(10) + "cpu s".rjust(8) + "extrap s".rjust(10))
     for mi, lab in enumerate(labels):
-        csis, m30, m60, tm, te = [], [], [], [], []
+        csis, m30, m60, tm, cm, te = [], [], [], [], [], []
         for res in results:
             mean = np.nanmean(res.scores, axis=1)
             L = min(max_lead, mean.shape[1])
@@ -552,15 +559,17 @@ def print_summary(results: list[Result], max_lead: int) -> None:
             m60.append(mean[mi, min(12, mean.shape[1]) - 1, 6])
             tm.append(res.timing[lab][0])
             te.append(res.timing[lab][1])
+            cm.append(res.timing[lab][2])
         print(f"    {lab[:35]:36s}" + "".join(f"{c:{w}.3f}" for c in csis) + f"{np.mean(csis):8.3f}{np.mean(m30):8.3f}"
-              f"{np.mean(m60):8.3f}{np.mean(tm):10.3f}{np.mean(te):10.3f}")
+              f"{np.mean(m60):8.3f}{np.mean(tm):10.3f}{np.mean(cm):8.3f}{np.mean(te):10.3f}")
 
 
 def timing_section(specs: list[tuple[str, dict]], with_pysteps: bool, full: bool, pysteps_full: bool) -> None:
     print()
     print("=" * 100)
-    print("Motion-estimation time on SYNTHETIC CONUS frames (ingest.synthetic.radar_sequence), best of 2 runs, "
-          f"{cv2.getNumThreads()} OpenCV threads")
+    print("Motion-estimation time on SYNTHETIC CONUS frames (ingest.synthetic.radar_sequence), best of 3 runs, "
+          f"{cv2.getNumThreads()} OpenCV threads, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+          "(other processes on the machine inflate these)")
     shapes = [(875, 1750), (1750, 3500)] + ([(3500, 7000)] if full else [])
     start = datetime(2026, 11, 27, 18, 0, tzinfo=timezone.utc)
     for shape in shapes:
@@ -568,29 +577,31 @@ def timing_section(specs: list[tuple[str, dict]], with_pysteps: bool, full: bool
         for name, kw in specs:
             fn = motion.get_method(name)
             for n in (2, 3):
-                best = math.inf
-                for _ in range(2):
-                    t0 = time.perf_counter()
+                best = cpu = math.inf
+                for _ in range(3):
+                    t0, c0 = time.perf_counter(), time.process_time()
                     fn(frames[-n:], **kw)
                     best = min(best, time.perf_counter() - t0)
+                    cpu = min(cpu, time.process_time() - c0)
                 kws = ",".join(f"{k}={v}" for k, v in kw.items())
-                print(f"    {shape[1]}x{shape[0]}  our:{name}{'(' + kws + ')' if kws else '':28s} {n} frames  {best:7.3f} s")
+                label = f"our:{name}" + (f"({kws})" if kws else "")
+                print(f"    {shape[1]:>4}x{shape[0]:<4}  {label:44s} {n} frames  {best:7.3f} s wall {cpu:7.3f} s cpu")
         if with_pysteps and (shape[1] <= 1750 or pysteps_full):
             from pysteps import motion as ps_motion
             from pysteps.utils import transformation
 
             r = np.stack([dbz_to_rain(f) for f in frames]).astype(np.float64)
             dbr, _ = transformation.dB_transform(r, threshold=0.1, zerovalue=-15.0)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ps_motion.get_method("LK")(dbr)
-            print(f"    {shape[1]}x{shape[0]}  pysteps:LK (dense IDW on the full grid)      3 frames  "
-                  f"{time.perf_counter() - t0:7.3f} s")
+            print(f"    {shape[1]:>4}x{shape[0]:<4}  {'pysteps:LK (dense IDW on the full grid)':44s} 3 frames  "
+                  f"{time.perf_counter() - t0:7.3f} s wall {time.process_time() - c0:7.3f} s cpu")
         if shape == (875, 1750):
             V = motion.estimate_motion(frames[-2:])
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             extrapolate(frames[-1], V, 12)
-            print(f"    {shape[1]}x{shape[0]}  benchmark extrapolation, 12 leads (60 min)          "
-                  f"{time.perf_counter() - t0:7.3f} s")
+            print(f"    {shape[1]:>4}x{shape[0]:<4}  {'benchmark extrapolation, 12 leads (60 min)':44s}           "
+                  f"{time.perf_counter() - t0:7.3f} s wall {time.process_time() - c0:7.3f} s cpu")
         del frames
 
 
@@ -686,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(results, min(12, args.leads))
     if not args.no_timing:
         timing_section(specs, ps is not None, not args.no_full_conus, args.pysteps_timing_large)
-    print(f"\n# total {time.perf_counter() - t_start:.0f} s")
+    print(f"\n# total {time.perf_counter() - t_start:.0f} s; load average now {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
     return 0
 
 
