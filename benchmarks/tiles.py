@@ -303,7 +303,7 @@ def build_data(folder: Path, peer_python: Path) -> Dataset:
     # interval colormap (values below 5 dBZ, the -99 "no echo" code included, fall in
     # no interval and are transparent, as in wxtiles).
     colormap_dir = folder / "colormaps"
-    colormap_dir.mkdir()
+    colormap_dir.mkdir(exist_ok=True)
     stops = json.loads((REPO / "colormaps/data/nws-reflectivity.json").read_text())["stops"]
     intervals = []
     for index, stop in enumerate(stops):
