@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 class StorageError(RuntimeError):
@@ -116,19 +118,7 @@ class LocalStorage:
             self._write_bytes(key, data)
 
     def _write_bytes(self, key: str, data: bytes) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
-            raise
+        self._write_atomically(key, io.BytesIO(data))
 
     def put_file(self, source: Path, key: str) -> None:
         with self._os_errors("write", key):
@@ -142,11 +132,17 @@ class LocalStorage:
                 os.fsync(handle.fileno())
             os.replace(source, target)
             return
+        with open(source, "rb") as src:
+            self._write_atomically(key, src)
+
+    def _write_atomically(self, key: str, src: BinaryIO) -> None:
+        """Copy ``src`` to a temporary file in the store, fsync, then rename into place."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp_name, target)
