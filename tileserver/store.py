@@ -33,6 +33,7 @@ import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -226,20 +227,35 @@ class Catalog:
         of the newest run whose valid time is closest to now. A forecast valid
         time without ``run`` takes the newest run that covers it.
         """
-        candidates = [f for f in self.frames if run is None or f.run == run]
-        if not candidates:
+        if not self.frames:
             return None
         if time == "latest":
-            if candidates[0].run is None:
-                return candidates[-1]
-            newest_run = max(f.run for f in candidates if f.run is not None)
-            in_run = [f for f in candidates if f.run == newest_run]
+            if self.frames[0].run is None:
+                return self.frames[-1] if run is None else None
+            runs = self._runs
+            in_run = runs.get(run if run is not None else max(runs))
+            if not in_run:
+                return None
             now = now or utcnow()
             return min(in_run, key=lambda f: (abs(f.time - now), f.time))
-        matching = [f for f in candidates if f.time == time]
-        if not matching:
-            return None
-        return max(matching, key=lambda f: f.run or f.time)
+        return self._index.get((time, run))
+
+    # Every tile request resolves a frame: with 48 h of 2-minute frames a scan
+    # of the list costs more than serving a cached tile, so index it once.
+    @cached_property
+    def _index(self) -> dict[tuple[datetime, datetime | None], Frame]:
+        index: dict[tuple[datetime, datetime | None], Frame] = {}
+        for frame in _sorted(self.frames):  # the newest run of a valid time comes last and wins
+            index[(frame.time, frame.run)] = frame
+            index[(frame.time, None)] = frame
+        return index
+
+    @cached_property
+    def _runs(self) -> dict[datetime | None, list[Frame]]:
+        runs: dict[datetime | None, list[Frame]] = {}
+        for frame in self.frames:
+            runs.setdefault(frame.run, []).append(frame)
+        return runs
 
 
 def _sorted(frames: tuple[Frame, ...] | list[Frame]) -> tuple[Frame, ...]:

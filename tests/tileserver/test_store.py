@@ -3,16 +3,18 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import rasterio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes, radar_file
 from tileserver.layers import LAYERS
-from tileserver.store import CATALOG_FORMAT, ORPHAN_GRACE_S, Catalog, CatalogError, FrameConflictError, Retention, Store, catalog_key, frame_key
+from tileserver.store import CATALOG_FORMAT, ORPHAN_GRACE_S, Catalog, CatalogError, Frame, FrameConflictError, Retention, Store, catalog_key, frame_key
 
 RADAR = LAYERS["reflectivity"]
 TEMPERATURE = LAYERS["temperature-2m"]
@@ -82,6 +84,43 @@ def test_forecast_resolve_prefers_newest_run(tmp_path: Path) -> None:
     # latest: newest run, valid time nearest to now.
     assert catalog.resolve("latest", now=T0 + timedelta(hours=3, minutes=10)).key == "k3-1"
     assert catalog.resolve("latest", now=T0).key == "k2-1"
+
+
+def _resolve_by_scan(frames: list[Frame], time: object, run: object, now: datetime) -> Frame | None:
+    """The definition of resolve, as a scan; the catalog answers from an index."""
+    candidates = [f for f in frames if run is None or f.run == run]
+    if not candidates:
+        return None
+    if time == "latest":
+        if candidates[0].run is None:
+            return candidates[-1]
+        in_run = [f for f in candidates if f.run == max(f.run for f in candidates)]
+        return min(in_run, key=lambda f: (abs(f.time - now), f.time))
+    matching = [f for f in candidates if f.time == time]
+    return max(matching, key=lambda f: f.run or f.time) if matching else None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    forecast=st.booleans(),
+    cells=st.sets(st.tuples(st.integers(0, 5), st.integers(0, 3)), max_size=24),
+    query=st.one_of(st.just("latest"), st.integers(0, 9)),
+    run=st.one_of(st.none(), st.integers(0, 4)),
+    now_h=st.integers(-2, 16),
+)
+def test_resolve_agrees_with_a_scan(forecast: bool, cells: set[tuple[int, int]], query: object, run: int | None, now_h: int) -> None:
+    def hours(h: int) -> datetime:
+        return T0 + timedelta(hours=h)
+
+    if forecast:
+        frames = [Frame("temperature-2m", hours(v + r), hours(r), f"k{v}-{r}", "d", (0, 0, 1, 1), 5, 1, "s", T0) for v, r in cells]
+    else:
+        frames = [Frame("reflectivity", hours(v), None, f"k{v}", "d", (0, 0, 1, 1), 5, 1, "s", T0) for v in {v for v, _ in cells}]
+    frames.sort(key=lambda f: (f.time, f.run or f.time))
+    catalog = Catalog(frames[0].layer if frames else "reflectivity", tuple(frames))
+    time = query if query == "latest" else hours(query)  # type: ignore[arg-type]
+    run_time = None if run is None else hours(run)
+    assert catalog.resolve(time, run_time, now=hours(now_h)) == _resolve_by_scan(frames, time, run_time, hours(now_h))
 
 
 def test_corrupt_catalog_is_an_error_not_empty(store: Store) -> None:
