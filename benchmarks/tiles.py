@@ -595,8 +595,8 @@ def probe_full_cache(store: Path, captured: Path) -> None:
     """In a fresh process: fill a real TileService's tile cache as serving would, report RSS growth.
 
     The benchmark's list fills a small part of the default cache; this says what a
-    worker holds once the cache is full of tiles like them. Keys are built as
-    ``TileService.render_tile`` builds them, for distinct tiles of zoom 3 to 14; bodies
+    worker holds once the cache is full of tiles like them. Keys are the tiles' ETags,
+    as ``TileService.render_tile`` keeps them, for distinct tiles of zoom 3 to 14; bodies
     are drawn from the list's real PNGs (the shared transparent tile stays one object,
     as ``transparent_png`` returns it). Prints one JSON line.
     """
@@ -605,6 +605,7 @@ def probe_full_cache(store: Path, captured: Path) -> None:
     from renderers.png import transparent_png
     from tileserver.app import build_service
     from tileserver.layers import LAYERS
+    from tileserver.params import TileRequest
     from tileserver.settings import Settings
 
     def rss_mb() -> float:
@@ -623,13 +624,15 @@ def probe_full_cache(store: Path, captured: Path) -> None:
     rng = random.Random(0)
     before = rss_mb()
     cache = service.tiles
+    layer = LAYERS[LAYER]
     while cache.currsize < cache.maxsize - 64 * 1024:
         z = rng.randint(3, 14)
         tile = mercantile.Tile(rng.randrange(2**z), rng.randrange(2**z), z)
         body = rng.choice(bodies)
         if body is not empty:
             body = bytes(bytearray(body))  # its own object, as a rendered tile is
-        cache[(target.identity, tile, 256, "png", colormap)] = body  # TileService.render_tile's key
+        request = TileRequest(layer=layer, time=frame.time, run=None, tile=tile, size=256, format="png", colormap=colormap)
+        service.keep_tile(service.tile_etag(request, target), body)
     grown = rss_mb() - before
     held = sum(len(v) for v in cache.values() if v is not empty)
     print(json.dumps({"entries": len(cache), "configured_mb": cache.maxsize / 2**20, "counted_mb": cache.currsize / 2**20,

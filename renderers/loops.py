@@ -339,18 +339,15 @@ def render_loop(service: TileService, request: LoopRequest, plan: LoopPlan | Non
     """The encoded loop, its media type and ETag; kept in the service's tile LRU by ETag."""
     plan = plan or plan_loop(service, request)
     media_type = MEDIA_TYPES[request.format]
-    key = ("loop", plan.etag)
     if cache:
-        with service._tiles_lock:  # the LRU reorders on lookup: the service's own lock guards it
-            body = service.tiles.get(key)
+        body = service.cached_tile(plan.etag)
         if body is not None:
             return body, media_type, plan.etag
     images = render_frames(service, request, plan)
     body = encode_loop(images, plan.durations, request.format)
     # A loop may use at most 1/8 of the cache, so one loop cannot flush the tiles.
     if cache and len(body) <= service.tiles.maxsize // 8:
-        with service._tiles_lock:
-            service.tiles[key] = body
+        service.keep_tile(plan.etag, body)
     return body, media_type, plan.etag
 
 
@@ -379,9 +376,8 @@ def _tile_png(service: TileService, request: LoopRequest, target: Target, tile: 
         layer=request.layer, time=target.time, run=target.frame.run, tile=tile,
         size=TILE_SIZE, format="png", colormap=request.colormap,
     )
-    # render_tile keys its cache on (identity, tile, size, format, colormap): the
-    # same entries a viewer's tile requests fill. Its etag/cache_control are only echoed back.
-    return service.render_tile(tile_request, target, "", "").body
+    # The same cache entries a viewer's tile requests fill.
+    return service.render_tile(tile_request, target, service.tile_etag(tile_request, target))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
+import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -30,7 +32,7 @@ from tileserver.layers import LAYERS
 from tileserver.limits import RequestLimitsMiddleware
 from tileserver.observability import RequestLogMiddleware, configure_json_logging
 from tileserver.proxy import ForwardedHeadersMiddleware
-from tileserver.service import TileService
+from tileserver.service import MEDIA_TYPES, TileService
 from tileserver.settings import Settings
 from tileserver.storage import open_storage
 from tileserver.store import Retention, Store
@@ -72,22 +74,29 @@ def _base_url(request: Request) -> str:
     return str(request.base_url)
 
 
-def tile(request: Request) -> Response:
+async def tile(request: Request) -> Response:
     p = request.path_params
-    return _tile_response(request, params.tile_params(p["layer"], p["time"], p["z"], p["x"], p["y"], _query(request)))
+    return await _tile_response(request, params.tile_params(p["layer"], p["time"], p["z"], p["x"], p["y"], _query(request)))
 
 
-def _tile_response(request: Request, tile_request: params.TileRequest) -> Response:
+async def _tile_response(request: Request, tile_request: params.TileRequest) -> Response:
+    """A cache hit or a 304 is answered on the event loop; only store reads and
+    rendering go to the thread pool, whose hand-off costs more than a hit."""
     service = _service(request)
-    target, etag, cache_control = service.prepare_tile(tile_request)
+    catalog = service.fresh_catalog(tile_request.layer.id)
+    if catalog is None:
+        catalog = await run_in_threadpool(service.catalog, tile_request.layer.id)
+    target, etag, cache_control = service.prepare_tile(tile_request, catalog)
     headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Time": format_utc(target.time)}
     if target.is_nowcast:
         headers["X-Nowcast-From"] = format_utc(target.frame.time)
     validators = _etags(request.headers.get("if-none-match", ""))
     if etag in validators or "*" in validators:
         return Response(status_code=304, headers=headers)
-    rendered = service.render_tile(tile_request, target, etag, cache_control)
-    return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+    body = service.cached_tile(etag)
+    if body is None:
+        body = await run_in_threadpool(service.render_tile, tile_request, target, etag)
+    return Response(body, media_type=MEDIA_TYPES[tile_request.format], headers=headers)
 
 
 def _etags(header: str) -> set[str]:
@@ -117,21 +126,21 @@ def wmts_capabilities(request: Request) -> Response:
     return Response(body, media_type="application/xml", headers={"Cache-Control": "public, max-age=60"})
 
 
-def wmts_tile(request: Request) -> Response:
+async def wmts_tile(request: Request) -> Response:
     """RESTful GetTile: /wmts/1.0.0/{layer}/{style}/{Time}/{TileMatrixSet}/{TileMatrix}/{TileRow}/{TileCol}.png"""
     p = request.path_params
     _check_wmts_names(p["style"], p["tms"])
-    return _tile_response(request, params.tile_params(p["layer"], p["time"], p["z"], p["col"], f"{p['row']}.png", _query(request)))
+    return await _tile_response(request, params.tile_params(p["layer"], p["time"], p["z"], p["col"], f"{p['row']}.png", _query(request)))
 
 
-def wmts_kvp(request: Request) -> Response:
+async def wmts_kvp(request: Request) -> Response:
     """KVP binding: ?SERVICE=WMTS&REQUEST=GetCapabilities|GetTile&... (keys in any case)."""
     query = {key.upper(): value for key, value in request.query_params.items()}
     if query.get("SERVICE", "WMTS").upper() != "WMTS":
         raise BadRequest("SERVICE must be WMTS")
     operation = query.get("REQUEST", "").lower()
     if operation == "getcapabilities":
-        return wmts_capabilities(request)
+        return await run_in_threadpool(wmts_capabilities, request)
     if operation != "gettile":
         raise BadRequest("REQUEST must be GetCapabilities or GetTile")
     missing = [k for k in ("LAYER", "TILEMATRIX", "TILEROW", "TILECOL") if k not in query]
@@ -144,7 +153,7 @@ def wmts_kvp(request: Request) -> Response:
     tile_request = params.tile_params(
         query["LAYER"], query.get("TIME", "latest"), query["TILEMATRIX"], query["TILECOL"], f"{query['TILEROW']}.png", extra,
     )
-    return _tile_response(request, tile_request)
+    return await _tile_response(request, tile_request)
 
 
 def _check_wmts_names(style: str, matrix_set: str) -> None:
@@ -316,6 +325,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Sync handlers run in anyio's default pool: 40 threads fighting over one
+        # GIL cost twice the CPU per tile of 8 (benchmarks/README.md).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         ok, reason = service.ready()
         if not ok:
             log.warning("store not ready at start: %s", reason)
@@ -345,9 +357,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     middleware = [
-        Middleware(RequestLogMiddleware, metrics=service.metrics, routes=routes),
-        Middleware(RequestLimitsMiddleware),
         Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips),
+        Middleware(RequestLogMiddleware, metrics=service.metrics),
+        Middleware(RequestLimitsMiddleware),
         Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From", "X-Loop-Frames", "X-Request-ID"]),
     ]
     app = Starlette(

@@ -9,16 +9,16 @@ catalogs, so every stateless replica reports the same truth.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from starlette.routing import Match
 
 Scope = MutableMapping[str, Any]
 log = logging.getLogger("wxtiles.access")
@@ -64,26 +64,23 @@ class CatalogCollector:
 
 
 class RequestLogMiddleware:
-    def __init__(self, app: Callable[..., Awaitable[None]], metrics: Metrics, routes: list[Any]) -> None:
+    """Times, counts and logs each request; it must sit inside ForwardedHeadersMiddleware,
+    which copies the scope, so that it sees the route the router records in it."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes
-
-    def _route(self, scope: Scope) -> str:
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return str(getattr(route, "path", "?"))
-        return "unmatched"
+        # Request ids: a random per-process prefix and a counter, unique without a uuid4 per request.
+        self._prefix = os.urandom(6).hex()
+        self._count = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope.get("headers") or [])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        incoming = next((value for name, value in scope.get("headers") or () if name == b"x-request-id"), b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else f"{self._prefix}{next(self._count):08x}"
         status = 500
 
         async def send_with_id(message: Any) -> None:
@@ -97,13 +94,14 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             duration = time.perf_counter() - started
-            route = self._route(scope)
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
             self.metrics.requests.labels(route, f"{status // 100}xx").observe(duration)
-            log.info(json.dumps({
-                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": request_id,
-                "method": scope.get("method"), "route": route, "path": scope.get("path"), "status": status,
-                "duration_ms": round(duration * 1000, 2), "client": (scope.get("client") or ["-"])[0],
-            }))
+            if log.isEnabledFor(logging.INFO):
+                log.info(json.dumps({
+                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": request_id,
+                    "method": scope.get("method"), "route": route, "path": scope.get("path"), "status": status,
+                    "duration_ms": round(duration * 1000, 2), "client": (scope.get("client") or ["-"])[0],
+                }))
 
 
 class JsonFormatter(logging.Formatter):

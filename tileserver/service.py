@@ -49,6 +49,12 @@ MOTION_MAX_AGE = timedelta(minutes=20)
 MAX_SERIES_FRAMES = 2000
 _SERIES_DTYPES = {layer.id: {"uint8": "u1", "uint16": "u2", "int16": "i2"}[layer.encoding.dtype] for layer in LAYERS.values()}
 MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
+# What a tile cache entry costs besides its body's bytes: the ETag key, the
+# body's object header and cachetools' bookkeeping (dicts and a linked-list
+# node), about 300 B (tests/tileserver/test_tile_cache.py). Most entries are the
+# shared 116-byte empty tile: counting bodies alone, a full cache held 3.6x its
+# setting (benchmarks/README.md).
+TILE_ENTRY_OVERHEAD = 320
 
 
 @dataclass(frozen=True)
@@ -71,22 +77,16 @@ class Target:
         return f"{base}|nowcast|{self.motion}|{self.lead_s:g}" if self.is_nowcast else base
 
 
-@dataclass(frozen=True)
-class Rendered:
-    body: bytes
-    media_type: str
-    etag: str
-    cache_control: str
-
-
 class TileService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.registry.register(CatalogCollector(self._cached_catalogs))
-        self.datasets = DatasetPool(max_paths=settings.open_datasets)
-        self.tiles: LRUCache[tuple[Any, ...], bytes] = LRUCache(maxsize=settings.cache_mb * 2**20, getsizeof=len)
+        # No render thread ever waits for a handle another one could have kept.
+        self.datasets = DatasetPool(max_paths=settings.open_datasets, idle_per_path=settings.threads)
+        # Keyed by ETag: it already digests everything the bytes depend on.
+        self.tiles: LRUCache[str, bytes] = LRUCache(maxsize=settings.cache_mb * 2**20, getsizeof=_entry_size)
         self._tiles_lock = threading.Lock()
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
         self._catalog_lock = threading.Lock()
@@ -100,15 +100,23 @@ class TileService:
 
     # -- catalogs -----------------------------------------------------------
 
+    def fresh_catalog(self, layer_id: str) -> Catalog | None:
+        """The layer's catalog if it is in memory and within its TTL: no I/O."""
+        cached = self._catalogs.get(layer_id)
+        if cached and _time.monotonic() - cached[0] < self.settings.catalog_ttl_s:
+            return cached[1]
+        return None
+
     def catalog(self, layer_id: str) -> Catalog:
         """The layer's catalog, re-read from the store at most every ``catalog_ttl_s``.
 
         If the store fails, the last catalog keeps serving; with none, 503.
         """
+        fresh = self.fresh_catalog(layer_id)
+        if fresh is not None:
+            return fresh
         now = _time.monotonic()
         cached = self._catalogs.get(layer_id)
-        if cached and now - cached[0] < self.settings.catalog_ttl_s:
-            return cached[1]
         try:
             catalog = self.store.load_catalog(layer_id)
             if not catalog.frames:
@@ -134,9 +142,10 @@ class TileService:
             self._catalogs[layer_id] = (now, catalog)
         return catalog
 
-    def resolve(self, layer: Layer, time: FrameTime, run: Any = None) -> Target:
+    def resolve(self, layer: Layer, time: FrameTime, run: Any = None, catalog: Catalog | None = None) -> Target:
         """What a URL's time names: a stored frame, or a nowcast from the latest one."""
-        catalog = self.catalog(layer.id)
+        if catalog is None:
+            catalog = self.catalog(layer.id)
         frame = catalog.resolve(time, run)
         if frame is not None:
             return Target(frame, frame.time)
@@ -196,27 +205,39 @@ class TileService:
         except ColormapMismatchError as exc:
             raise BadRequest(str(exc)) from None
 
-    def prepare_tile(self, request: TileRequest) -> tuple[Target, str, str]:
-        """Resolve the frame and compute validators without rendering (for 304s)."""
+    def prepare_tile(self, request: TileRequest, catalog: Catalog | None = None) -> tuple[Target, str, str]:
+        """Resolve the frame and compute validators without rendering (for 304s).
+
+        With a ``catalog`` in hand this does no I/O, so the server runs it on its event loop.
+        """
         if request.format == "png":
             self.check_colormap(request.layer.id, request.colormap)
-        target = self.resolve(request.layer, request.time, request.run)
+        target = self.resolve(request.layer, request.time, request.run, catalog)
         return target, self.tile_etag(request, target), self.cache_control(request, target)
 
-    def render_tile(self, request: TileRequest, target: Target, etag: str, cache_control: str) -> Rendered:
-        media_type = MEDIA_TYPES[request.format]
-        key = (target.identity, request.tile, request.size, request.format, request.colormap)
+    def cached_tile(self, etag: str) -> bytes | None:
+        """A tile from the LRU, counted as a hit; None (and nothing counted) if absent."""
         with self._tiles_lock:  # an LRU lookup reorders the cache: not thread-safe alone
-            body = self.tiles.get(key)
-        result = "hit" if body is not None else "miss"
+            body = self.tiles.get(etag)
+        if body is not None:
+            self.metrics.tile_cache.labels("hit").inc()
+            self.metrics.tile_bytes.labels("hit").inc(len(body))
+        return body
+
+    def keep_tile(self, key: str, body: bytes) -> None:
+        if _entry_size(body) <= self.tiles.maxsize:
+            with self._tiles_lock:
+                self.tiles[key] = body
+
+    def render_tile(self, request: TileRequest, target: Target, etag: str) -> bytes:
+        """The tile's bytes, from the cache or rendered and kept; ``etag`` is its cache key."""
+        body = self.cached_tile(etag)
         if body is None:
             body = self._render(request, target)
-            if len(body) <= self.tiles.maxsize:
-                with self._tiles_lock:
-                    self.tiles[key] = body
-        self.metrics.tile_cache.labels(result).inc()
-        self.metrics.tile_bytes.labels(result).inc(len(body))
-        return Rendered(body, media_type, etag, cache_control)
+            self.keep_tile(etag, body)
+            self.metrics.tile_cache.labels("miss").inc()
+            self.metrics.tile_bytes.labels("miss").inc(len(body))
+        return body
 
     def _render(self, request: TileRequest, target: Target) -> bytes:
         frame = target.frame
@@ -461,6 +482,10 @@ class TileService:
     def close(self) -> None:
         self._series_pool.shutdown(wait=False, cancel_futures=True)
         self.datasets.close()
+
+
+def _entry_size(body: bytes) -> int:
+    return len(body) + TILE_ENTRY_OVERHEAD
 
 
 def catalog_layer(key: str) -> str:

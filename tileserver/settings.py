@@ -24,8 +24,13 @@ class SettingsError(ValueError):
 class Settings:
     # Where frames and catalogs live: a folder path (an s3:// URL in production).
     store: str = "./data"
-    # Size of the in-process LRU of encoded tiles, per worker process.
-    cache_mb: int = 256
+    # Memory of the in-process LRU of encoded tiles, per worker process, entries'
+    # bookkeeping included: a worker serves in about 250 MB plus this.
+    cache_mb: int = 96
+    # Threads per worker for work off the event loop (rendering, store reads).
+    # More than a few per core only adds GIL contention for local stores; raise
+    # it for a store with high latency.
+    threads: int = 8
     # How long a loaded catalog is trusted before the store is asked again.
     catalog_ttl_s: float = 2.0
     # Cache-Control max-age for URLs whose content can change (``latest``, forecast
@@ -77,6 +82,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}LOG_LEVEL={settings.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
         if settings.open_datasets < 1:
             raise SettingsError(f"{PREFIX}OPEN_DATASETS must be at least 1")
+        if settings.threads < 1:
+            raise SettingsError(f"{PREFIX}THREADS must be at least 1")
         return settings
 
     @staticmethod

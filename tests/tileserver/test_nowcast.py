@@ -65,7 +65,7 @@ def service_for(store: Store) -> TileService:
 def npy(service: TileService, time: str, tile: mercantile.Tile, scale: str = "") -> np.ndarray:
     request = tile_params("reflectivity", time, str(tile.z), str(tile.x), f"{tile.y}{scale}.npy", {})
     target, etag, cc = service.prepare_tile(request)
-    return np.load(io.BytesIO(service.render_tile(request, target, etag, cc).body))
+    return np.load(io.BytesIO(service.render_tile(request, target, etag)))
 
 
 def test_motion_is_stored_beside_the_frame_and_recovers_the_speed(nowcast_store: tuple[Store, Store]) -> None:

@@ -135,7 +135,7 @@ def test_point_and_npy_equal_the_source_value(tmp_path: Path) -> None:
         tile = mercantile.tile(lon, lat, 8)
         request = tile_params("reflectivity", "latest", "8", str(tile.x), f"{tile.y}.npy", {})
         frame, etag, cc = service.prepare_tile(request)
-        grid = np.load(io.BytesIO(service.render_tile(request, frame, etag, cc).body))
+        grid = np.load(io.BytesIO(service.render_tile(request, frame, etag)))
         left, bottom, right, top = mercantile.xy_bounds(tile)
         x, y = mercantile.xy(lon, lat)
         i = int((x - left) / (right - left) * 256)

@@ -1,0 +1,59 @@
+"""Cache hits and 304s are answered on the event loop, never queued behind renders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import httpx
+import mercantile
+import pytest
+
+from ingest.pipeline import ingest_file
+from tests.conftest import T0, radar_file
+from tileserver.app import create_app
+from tileserver.layers import LAYERS
+from tileserver.settings import Settings
+from tileserver.storage import open_storage
+from tileserver.store import Store
+
+STORM = mercantile.tile(-100.0, 43.0, 5)
+OTHER = mercantile.tile(-95.0, 40.0, 6)
+
+
+@pytest.mark.anyio
+async def test_hits_and_304s_are_served_while_every_render_thread_is_busy(tmp_path: Path) -> None:
+    store = Store(open_storage(str(tmp_path / "store"), create=True))
+    ingest_file(store, radar_file(tmp_path, T0), LAYERS["reflectivity"])
+    app = create_app(Settings(store=str(tmp_path / "store"), catalog_ttl_s=3600.0))
+    url = f"/tiles/reflectivity/2026-11-27T21:00:00Z/{STORM.z}/{STORM.x}/{STORM.y}.png"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        first = await client.get(url)  # renders, in the thread pool; loads the catalog
+        assert first.status_code == 200
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        held = [object() for _ in range(int(limiter.total_tokens))]
+        for borrower in held:  # every thread the server may use is now "busy"
+            await limiter.acquire_on_behalf_of(borrower)
+        try:
+            with anyio.fail_after(20):  # a hang here means a hit waited for a thread
+                hit = await client.get(url)
+                revalidated = await client.get(url, headers={"If-None-Match": first.headers["etag"]})
+            assert hit.status_code == 200 and hit.content == first.content
+            assert hit.headers["etag"] == first.headers["etag"]
+            assert revalidated.status_code == 304
+            # A miss does need a thread: it waits until one is free.
+            miss_url = f"/tiles/reflectivity/2026-11-27T21:00:00Z/{OTHER.z}/{OTHER.x}/{OTHER.y}.png"
+            with anyio.move_on_after(0.5) as waited:
+                await client.get(miss_url)
+            assert waited.cancelled_caught
+        finally:
+            for borrower in held:
+                limiter.release_on_behalf_of(borrower)
+        assert (await client.get(miss_url)).status_code == 200
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
