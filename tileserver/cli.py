@@ -12,12 +12,16 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tileserver.layers import LAYERS, get_layer
 from tileserver.settings import Settings, SettingsError
 from tileserver.storage import StorageError, StoreUnreachable, open_storage
 from tileserver.store import Retention, Store
 from tileserver.timeutil import TimeFormatError, format_utc, parse_utc
+
+if TYPE_CHECKING:
+    from ingest.sources import FetchOptions
 
 
 class CliError(Exception):
@@ -83,15 +87,15 @@ def _duration_arg(text: str | None):  # noqa: ANN202 - timedelta | None
     return timedelta(seconds=seconds)
 
 
-def _fetch_options(args: argparse.Namespace) -> dict[str, object]:
-    from ingest.sources import FetchError, parse_leads
+def _fetch_options(args: argparse.Namespace) -> FetchOptions:
+    from ingest.sources import FetchError, FetchOptions, parse_leads
 
     run = None if args.run in (None, "latest") else _time_arg(args.run, "run")
     try:
         leads = parse_leads(args.leads) if args.leads else None
     except (FetchError, ValueError) as exc:
         raise CliError(f"--leads {args.leads!r}: {exc}") from None
-    return {"since": _duration_arg(args.since), "run": run, "leads": leads}
+    return FetchOptions(since=_duration_arg(args.since), run=run, leads=leads, layers=args.layer or None, progress=not args.quiet)
 
 
 def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,7 +104,7 @@ def cmd_fetch(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings, create=True)
     options = _fetch_options(args)
     try:
-        report = fetch(args.source, store, settings, layers=args.layer or None, progress=not args.quiet, **options)  # type: ignore[arg-type]
+        report = fetch(args.source, store, settings, options)
     except FetchError as exc:
         raise CliError(str(exc)) from None
     print(report.summary())
@@ -116,7 +120,7 @@ def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings, create=True)
     options = _fetch_options(args)
     try:
-        watch(args.sources, store, settings, args.interval, since=options["since"], leads=options["leads"])  # type: ignore[arg-type]
+        watch(args.sources, store, settings, args.interval, since=options.since, leads=options.leads)
     except FetchError as exc:
         raise CliError(str(exc)) from None
     return 0

@@ -12,13 +12,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import Protocol
 
 from botocore.client import BaseClient
 
-from ingest.sources.base import Failure, FetchError, FetchReport, FrameRef
+from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, FrameRef
 from ingest.sources.models import GFS, HRRR, Model, ModelSource, parse_leads
 from ingest.sources.mrms import MrmsSource
 from ingest.sources.s3 import SourceUnavailable, make_client
@@ -29,6 +27,7 @@ __all__ = [
     "SOURCES",
     "Failure",
     "FetchError",
+    "FetchOptions",
     "FetchReport",
     "FrameRef",
     "Model",
@@ -51,19 +50,7 @@ class Source(Protocol):
 
     def layer_ids(self) -> list[str]: ...
 
-    def fetch(
-        self,
-        store: Store,
-        settings: Settings,
-        client: BaseClient,
-        *,
-        now: datetime | None = None,
-        since: timedelta | None = None,
-        run: datetime | None = None,
-        leads: Sequence[int] | None = None,
-        layers: Sequence[str] | None = None,
-        progress: bool = True,
-    ) -> FetchReport: ...
+    def fetch(self, store: Store, settings: Settings, client: BaseClient, options: FetchOptions) -> FetchReport: ...
 
 
 SOURCES: dict[str, Source] = {
@@ -89,13 +76,8 @@ def fetch(
     source_name: str,
     store: Store,
     settings: Settings,
+    options: FetchOptions = FetchOptions(),
     *,
-    now: datetime | None = None,
-    since: timedelta | None = None,
-    run: datetime | None = None,
-    leads: Sequence[int] | None = None,
-    layers: Sequence[str] | None = None,
-    progress: bool = True,
     client: BaseClient | None = None,
 ) -> FetchReport:
     """Fetch what is new from one source into ``store`` and prune the layers that changed.
@@ -114,9 +96,7 @@ def fetch(
     source = get_source(source_name)
     if client is None:
         client = make_client(settings)
-    return source.fetch(
-        store, settings, client, now=now, since=since, run=run, leads=leads, layers=layers, progress=progress,
-    )
+    return source.fetch(store, settings, client, options)
 
 
 from ingest.sources.watch import watch  # noqa: E402  (uses fetch and get_source above)

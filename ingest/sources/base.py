@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from tileserver.timeutil import format_utc
@@ -16,6 +17,18 @@ class FetchError(RuntimeError):
     """
 
     report: FetchReport | None = None
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """What to fetch; each source refuses, in one line, the options it has no use for."""
+
+    now: datetime | None = None  # default: the clock
+    since: timedelta | None = None  # observations: backfill window
+    run: datetime | None = None  # models: the run (default: newest complete)
+    leads: Sequence[int] | None = None  # models: hours after the run
+    layers: Sequence[str] | None = None  # default: every layer the source fills
+    progress: bool = True
 
 
 class FrameRef(NamedTuple):

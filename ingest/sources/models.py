@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
 from ingest.sources import s3
-from ingest.sources.base import Failure, FetchError, FetchReport, FrameRef
+from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, FrameRef
 from ingest.sources.idx import (
     ByteRange,
     IdxEntry,
@@ -156,19 +156,10 @@ class ModelSource:
     def layer_ids(self) -> list[str]:
         return [layer.id for layer in forecast_layers()]
 
-    def fetch(
-        self,
-        store: Store,
-        settings: Settings,
-        client: BaseClient,
-        *,
-        now: datetime | None = None,
-        since: timedelta | None = None,
-        run: datetime | None = None,
-        leads: Sequence[int] | None = None,
-        layers: Sequence[str] | None = None,
-        progress: bool = True,
-    ) -> FetchReport:
+    def fetch(self, store: Store, settings: Settings, client: BaseClient, options: FetchOptions) -> FetchReport:
+        now, since, run, leads, layers, progress = (
+            options.now, options.since, options.run, options.leads, options.layers, options.progress,
+        )
         model = self.model
         if since is not None:
             raise FetchError(f"{model.name}: --since applies to observations (mrms); pick a model run with --run")

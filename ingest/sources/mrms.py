@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
 from ingest.sources import s3
-from ingest.sources.base import Failure, FetchError, FetchReport, FrameRef
+from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, FrameRef
 from tileserver.layers import get_layer
 from tileserver.settings import Settings
 from tileserver.store import Store
@@ -91,19 +91,10 @@ class MrmsSource:
     def layer_ids(self) -> list[str]:
         return [p.layer for p in self.products]
 
-    def fetch(
-        self,
-        store: Store,
-        settings: Settings,
-        client: BaseClient,
-        *,
-        now: datetime | None = None,
-        since: timedelta | None = None,
-        run: datetime | None = None,
-        leads: Sequence[int] | None = None,
-        layers: Sequence[str] | None = None,
-        progress: bool = True,
-    ) -> FetchReport:
+    def fetch(self, store: Store, settings: Settings, client: BaseClient, options: FetchOptions) -> FetchReport:
+        now, since, run, leads, layers, progress = (
+            options.now, options.since, options.run, options.leads, options.layers, options.progress,
+        )
         if run is not None or leads is not None:
             raise FetchError("mrms: observations have no model run or leads (--run/--leads are for hrrr and gfs)")
         since = DEFAULT_SINCE if since is None else since

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from botocore.client import BaseClient
 
-from ingest.sources.base import FetchError, FetchReport
+from ingest.sources.base import FetchError, FetchOptions, FetchReport
 from tileserver.settings import Settings
 from tileserver.store import Store
 
@@ -64,14 +64,12 @@ def watch(
             problems = True
         else:
             for source in sources:
-                options: dict[str, object] = {}
-                if source.uses_since and since is not None:
-                    options["since"] = since
-                if source.uses_runs and leads is not None:
-                    options["leads"] = leads
+                options = FetchOptions(
+                    now=clock() if clock else None, progress=False,
+                    since=since if source.uses_since else None, leads=leads if source.uses_runs else None,
+                )
                 try:
-                    report = fetch(source.name, store, settings, now=clock() if clock else None,
-                                   progress=False, client=client, **options)  # type: ignore[arg-type]
+                    report = fetch(source.name, store, settings, options, client=client)
                 except Exception as exc:  # noqa: BLE001 - a cycle never kills the watch
                     results[source.name] = _line(exc)
                     parts.append(f"{source.name} failed: {_line(exc)}")

@@ -34,6 +34,7 @@ from ingest.pipeline import ingest_file
 from ingest.sources import (
     SOURCES,
     FetchError,
+    FetchOptions,
     SourceUnavailable,
     UnknownSourceError,
     fetch,
@@ -444,7 +445,7 @@ def test_mrms_fetches_window_and_skips_stored_frames(moto: MotoServer, mrms_buck
     ingest_file(store, sources / samples.mrms_filename("MergedReflectivityQCComposite", None, preloaded), LAYERS["reflectivity"])
     client, rec = client_for(settings)
 
-    report = fetch("mrms", store, settings, now=MRMS_NOW, since=timedelta(hours=1), client=client, progress=False)
+    report = fetch("mrms", store, settings, FetchOptions(now=MRMS_NOW, since=timedelta(hours=1), progress=False), client=client)
 
     assert report.ok, [str(f) for f in report.failures]
     # Only the day prefixes the window touches, per product.
@@ -467,15 +468,14 @@ def test_mrms_fetches_window_and_skips_stored_frames(moto: MotoServer, mrms_buck
 
     # A second run finds everything stored: lists, downloads nothing.
     rec.reset()
-    again = fetch("mrms", store, settings, now=MRMS_NOW, since=timedelta(hours=1), client=client, progress=False)
+    again = fetch("mrms", store, settings, FetchOptions(now=MRMS_NOW, since=timedelta(hours=1), progress=False), client=client)
     assert again.ingested == [] and again.failures == [] and again.bytes_downloaded == 0
     assert rec.gets() == []
     assert len(again.skipped) == 2 * len(MRMS_IN_WINDOW)
 
     # A later "now" picks up only the newer file.
     rec.reset()
-    later = fetch("mrms", store, settings, now=MRMS_NOW + timedelta(minutes=5), since=timedelta(hours=1),
-                  layers=["reflectivity"], client=client, progress=False)
+    later = fetch("mrms", store, settings, FetchOptions(now=MRMS_NOW + timedelta(minutes=5), since=timedelta(hours=1), layers=["reflectivity"], progress=False), client=client)
     assert [(r.layer, r.time) for r in later.ingested] == [("reflectivity", MRMS_TIMES[-1])]
     assert [k for k, _ in rec.gets()] == [mrms_key("MergedReflectivityQCComposite", MRMS_TIMES[-1])]
 
@@ -489,14 +489,14 @@ def test_mrms_bad_file_is_one_line_and_the_rest_go_in(moto: MotoServer, tmp_path
     settings = Settings(mrms_bucket=bucket, noaa_endpoint=moto.endpoint)
     store = store_at(tmp_path)
     client, _ = client_for(settings)
-    report = fetch("mrms", store, settings, now=utc(2026, 11, 27, 21, 40), client=client, progress=False)
+    report = fetch("mrms", store, settings, FetchOptions(now=utc(2026, 11, 27, 21, 40), progress=False), client=client)
     assert {r.time for r in report.ingested if r.layer == "reflectivity"} == {times[0], times[2]}
     assert len(report.failures) == 1
     line = str(report.failures[0])
     assert "\n" not in line and mrms_key("MergedReflectivityQCComposite", times[1]) in line
     assert "truncated or corrupt gzip" in line and line.endswith("[reflectivity]")
     with pytest.raises(FetchError, match="no model run"):
-        fetch("mrms", store, settings, run=utc(2026, 11, 27, 18), client=client)
+        fetch("mrms", store, settings, FetchOptions(run=utc(2026, 11, 27, 18)), client=client)
 
 
 # --------------------------------------------------------------------------
@@ -529,7 +529,7 @@ def test_hrrr_latest_run_reads_only_the_needed_messages(moto: MotoServer, hrrr_b
     store = store_at(tmp_path)
     client, rec = client_for(settings)
 
-    report = fetch("hrrr", store, settings, now=HRRR_NOW, leads=range(0, 3), layers=MODEL_LAYERS, client=client, progress=False)
+    report = fetch("hrrr", store, settings, FetchOptions(now=HRRR_NOW, leads=range(0, 3), layers=MODEL_LAYERS, progress=False), client=client)
 
     run = utc(2026, 11, 27, 17)  # 18Z has no f02 yet
     assert report.ok, [str(f) for f in report.failures]
@@ -573,14 +573,13 @@ def test_hrrr_latest_run_reads_only_the_needed_messages(moto: MotoServer, hrrr_b
 
     # Again: everything is stored, no data is read (one HEAD finds the run).
     rec.reset()
-    again = fetch("hrrr", store, settings, now=HRRR_NOW, leads=range(0, 3), layers=MODEL_LAYERS, client=client, progress=False)
+    again = fetch("hrrr", store, settings, FetchOptions(now=HRRR_NOW, leads=range(0, 3), layers=MODEL_LAYERS, progress=False), client=client)
     assert again.ingested == [] and again.failures == [] and len(again.skipped) == 6
     assert rec.gets() == [] and again.bytes_downloaded == 0
 
     # An explicit run, leads the run has: the 18Z f00 and f01.
     rec.reset()
-    explicit = fetch("hrrr", store, settings, run=utc(2026, 11, 27, 18), leads=[0, 1], layers=["temperature-2m"],
-                     client=client, progress=False)
+    explicit = fetch("hrrr", store, settings, FetchOptions(run=utc(2026, 11, 27, 18), leads=[0, 1], layers=["temperature-2m"], progress=False), client=client)
     assert sorted(r.time for r in explicit.ingested) == [utc(2026, 11, 27, 18), utc(2026, 11, 27, 19)]
     assert all(rng == f"bytes={objects[(utc(2026, 11, 27, 18), 0)].spans['TMP:2-HTGL'][0]}-"
                f"{objects[(utc(2026, 11, 27, 18), 0)].spans['TMP:50000-ISBL'][0] - 1}"
@@ -593,13 +592,13 @@ def test_hrrr_option_errors(moto: MotoServer, hrrr_bucket, tmp_path: Path, clien
     store = store_at(tmp_path)
     client, _ = client_for(settings)
     with pytest.raises(FetchError, match="has no lead 19 h"):
-        fetch("hrrr", store, settings, run=utc(2026, 11, 27, 17), leads=[0, 19], client=client)
+        fetch("hrrr", store, settings, FetchOptions(run=utc(2026, 11, 27, 17), leads=[0, 19]), client=client)
     with pytest.raises(FetchError, match="not a run time"):
-        fetch("hrrr", store, settings, run=utc(2026, 11, 27, 17, 30), client=client)
+        fetch("hrrr", store, settings, FetchOptions(run=utc(2026, 11, 27, 17, 30)), client=client)
     with pytest.raises(FetchError, match="no run in the 12 h .* has lead 2 h"):
-        fetch("hrrr", store, settings, now=utc(2026, 11, 27, 15, 50), leads=[0, 2], client=client)
+        fetch("hrrr", store, settings, FetchOptions(now=utc(2026, 11, 27, 15, 50), leads=[0, 2]), client=client)
     with pytest.raises(FetchError, match="not a forecast layer"):
-        fetch("hrrr", store, settings, layers=["reflectivity"], client=client)
+        fetch("hrrr", store, settings, FetchOptions(layers=["reflectivity"]), client=client)
 
 
 def test_model_failures_are_one_line_and_the_rest_go_in(moto: MotoServer, tmp_path: Path, client_for) -> None:  # noqa: ANN001
@@ -624,7 +623,7 @@ def test_model_failures_are_one_line_and_the_rest_go_in(moto: MotoServer, tmp_pa
     store = store_at(tmp_path)
     client, _ = client_for(settings)
 
-    report = fetch("hrrr", store, settings, run=run, leads=range(4), layers=MODEL_LAYERS, client=client, progress=False)
+    report = fetch("hrrr", store, settings, FetchOptions(run=run, leads=range(4), layers=MODEL_LAYERS, progress=False), client=client)
 
     hours = lambda layer: sorted(int((r.time - run).total_seconds() // 3600) for r in report.ingested if r.layer == layer)  # noqa: E731
     assert hours("temperature-2m") == [0, 2, 3]
@@ -646,7 +645,7 @@ def test_forecast_layers_come_from_the_registry(moto: MotoServer, hrrr_bucket, t
     store = store_at(tmp_path)
     client, rec = client_for(settings)
     run = utc(2026, 11, 27, 16)
-    report = fetch("hrrr", store, settings, run=run, leads=[1], layers=["reflectivity-model", "wind-speed-10m"], client=client, progress=False)
+    report = fetch("hrrr", store, settings, FetchOptions(run=run, leads=[1], layers=["reflectivity-model", "wind-speed-10m"], progress=False), client=client)
     assert report.ok, [str(f) for f in report.failures]
     assert {r.layer for r in report.ingested} == {"reflectivity-model", "wind-speed-10m"}
     obj = objects[(run, 1)]
@@ -679,8 +678,7 @@ def test_gfs_latest_run_by_ranges(moto: MotoServer, tmp_path: Path, client_for) 
     store = store_at(tmp_path)
     client, rec = client_for(settings)
 
-    report = fetch("gfs", store, settings, now=utc(2026, 11, 27, 20, 0), leads=[0, 3], layers=MODEL_LAYERS,
-                   client=client, progress=False)
+    report = fetch("gfs", store, settings, FetchOptions(now=utc(2026, 11, 27, 20, 0), leads=[0, 3], layers=MODEL_LAYERS, progress=False), client=client)
 
     assert report.ok, [str(f) for f in report.failures]
     assert report.run == run12  # 18Z has no f003 yet
@@ -721,13 +719,13 @@ def test_endpoint_down_is_one_clear_line(dead_endpoint: str, tmp_path: Path) -> 
     client.meta.events.register("before-send.s3", lambda request, **_: sends.append(request.url))
     started = time.monotonic()
     with pytest.raises(SourceUnavailable) as caught:
-        fetch("mrms", store, settings, now=MRMS_NOW, client=client, progress=False)
+        fetch("mrms", store, settings, FetchOptions(now=MRMS_NOW, progress=False), client=client)
     message = str(caught.value)
     assert "\n" not in message
     assert message.startswith(f"cannot reach bucket noaa-mrms-pds at {dead_endpoint}: connection failed")
     assert "after 2 attempts" in message and len(sends) == 2  # retried once
     with pytest.raises(SourceUnavailable, match=f"cannot reach bucket noaa-hrrr-bdp-pds at {dead_endpoint}"):
-        fetch("hrrr", store, settings, now=HRRR_NOW, client=client, progress=False)
+        fetch("hrrr", store, settings, FetchOptions(now=HRRR_NOW, progress=False), client=client)
     assert time.monotonic() - started < 15
     assert store.load_catalog("reflectivity").frames == ()
 
