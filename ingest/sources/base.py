@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from tileserver.timeutil import format_utc
+
+if TYPE_CHECKING:
+    from tileserver.store import Store
 
 
 class FetchError(RuntimeError):
@@ -83,3 +87,17 @@ class FetchReport:
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+@contextlib.contextmanager
+def fetching(store: Store, report: FetchReport) -> Iterator[None]:
+    """Around a source's downloads: a FetchError that stops them carries what
+    went in before it, and every layer that changed is pruned either way."""
+    try:
+        yield
+    except FetchError as exc:
+        exc.report = report
+        raise
+    finally:
+        for layer_id in sorted({ref.layer for ref in report.ingested}):
+            store.prune(layer_id)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
 from ingest.sources import s3
-from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, FrameRef
+from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, FrameRef, fetching
 from ingest.sources.idx import (
     ByteRange,
     IdxEntry,
@@ -182,27 +182,20 @@ class ModelSource:
                 raise FetchError(f"{model.name} run {format_utc(run)} has no lead {', '.join(map(str, beyond))} h ({model.lead_note})")
         report.run = run
         catalogs = {layer.id: {(f.time, f.run) for f in store.load_catalog(layer.id).frames} for layer in wanted_layers}
-        try:
-            with tempfile.TemporaryDirectory(prefix=f"wxtiles-{model.name}-") as tmp, tqdm(
-                lead_list, unit="lead", desc=f"{model.name} {run:%Y-%m-%d %HZ}",
-                disable=not progress or len(lead_list) < 2, leave=False,
-            ) as bar:
-                for lead in bar:
-                    valid = run + timedelta(hours=lead)
-                    todo = []
-                    for layer in wanted_layers:
-                        if (valid, run) in catalogs[layer.id]:
-                            report.skipped.append(FrameRef(layer.id, valid, run))
-                        else:
-                            todo.append(layer)
-                    if todo:
-                        self._fetch_lead(client, bucket, store, run, lead, todo, Path(tmp), report, bar if progress else None)
-        except FetchError as exc:
-            exc.report = report  # the endpoint went away midway: what went in stays in
-            raise
-        finally:
-            for layer_id in sorted({ref.layer for ref in report.ingested}):
-                store.prune(layer_id)
+        with fetching(store, report), tempfile.TemporaryDirectory(prefix=f"wxtiles-{model.name}-") as tmp, tqdm(
+            lead_list, unit="lead", desc=f"{model.name} {run:%Y-%m-%d %HZ}",
+            disable=not progress or len(lead_list) < 2, leave=False,
+        ) as bar:
+            for lead in bar:
+                valid = run + timedelta(hours=lead)
+                todo = []
+                for layer in wanted_layers:
+                    if (valid, run) in catalogs[layer.id]:
+                        report.skipped.append(FrameRef(layer.id, valid, run))
+                    else:
+                        todo.append(layer)
+                if todo:
+                    self._fetch_lead(client, bucket, store, run, lead, todo, Path(tmp), report, bar if progress else None)
         return report
 
     # ------------------------------------------------------------------

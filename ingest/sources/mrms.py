@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
 from ingest.sources import s3
-from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, FrameRef
+from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, FrameRef, fetching
 from tileserver.layers import get_layer
 from tileserver.settings import Settings
 from tileserver.store import Store
@@ -122,23 +122,16 @@ class MrmsSource:
         # Newest first, alternating products, so each layer's latest frame comes in early.
         todo.sort(key=lambda c: (c.time, c.product.layer), reverse=True)
 
-        try:
-            with tempfile.TemporaryDirectory(prefix="wxtiles-mrms-") as tmp, tqdm(
-                todo, unit="file", desc="mrms", disable=not progress or len(todo) < 2, leave=False,
-            ) as bar:
-                for candidate in bar:
-                    failure = self._fetch_one(client, bucket, store, candidate, Path(tmp), report)
-                    if failure is not None:
-                        report.failures.append(failure)
-                        log.debug("%s", failure)
-                        if progress:
-                            bar.write(str(failure), file=sys.stderr)
-        except FetchError as exc:
-            exc.report = report  # the endpoint went away midway: what went in stays in
-            raise
-        finally:
-            for layer_id in sorted({ref.layer for ref in report.ingested}):
-                store.prune(layer_id)
+        with fetching(store, report), tempfile.TemporaryDirectory(prefix="wxtiles-mrms-") as tmp, tqdm(
+            todo, unit="file", desc="mrms", disable=not progress or len(todo) < 2, leave=False,
+        ) as bar:
+            for candidate in bar:
+                failure = self._fetch_one(client, bucket, store, candidate, Path(tmp), report)
+                if failure is not None:
+                    report.failures.append(failure)
+                    log.debug("%s", failure)
+                    if progress:
+                        bar.write(str(failure), file=sys.stderr)
         return report
 
     def _list(self, client: BaseClient, bucket: str, product: MrmsProduct, start: datetime, end: datetime) -> list[_Candidate]:
