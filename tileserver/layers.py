@@ -126,6 +126,12 @@ class Layer:
         return "nearest" if self.resampling == "nearest" else "average"
 
 
+# IEM N0Q style: 0.5 dBZ steps; code 0 = no echo, 255 = no coverage. Radar and
+# model reflectivity share it, so one colour table and one legend serve both.
+DBZ_ENCODING = Encoding(dtype="uint8", scale=0.5, offset=-32.5, nodata=255, no_echo=0)
+# 0.01 steps from 0 to 655.34 (mm/h, m/s).
+CENTI_ENCODING = Encoding(dtype="uint16", scale=0.01, offset=0.0, nodata=65535)
+
 LAYERS: dict[str, Layer] = {
     layer.id: layer
     for layer in (
@@ -134,8 +140,7 @@ LAYERS: dict[str, Layer] = {
             title="Radar reflectivity (composite)",
             units="dBZ",
             kind="observed",
-            # IEM N0Q style: 0.5 dBZ steps; code 0 = no echo, 255 = no coverage.
-            encoding=Encoding(dtype="uint8", scale=0.5, offset=-32.5, nodata=255, no_echo=0),
+            encoding=DBZ_ENCODING,
             resampling="nearest",
             colormap="nws-reflectivity",
             value_range=(-10.0, 75.0),
@@ -154,8 +159,7 @@ LAYERS: dict[str, Layer] = {
             title="Precipitation rate",
             units="mm/h",
             kind="observed",
-            # 0.01 mm/h steps up to 655 mm/h.
-            encoding=Encoding(dtype="uint16", scale=0.01, offset=0.0, nodata=65535),
+            encoding=CENTI_ENCODING,
             resampling="bilinear",
             colormap="precip-rate",
             value_range=(0.0, 100.0),
@@ -173,7 +177,7 @@ LAYERS: dict[str, Layer] = {
             title="Composite reflectivity (model forecast)",
             units="dBZ",
             kind="forecast",
-            encoding=Encoding(dtype="uint8", scale=0.5, offset=-32.5, nodata=255, no_echo=0),
+            encoding=DBZ_ENCODING,
             resampling="nearest",
             colormap="nws-reflectivity",
             value_range=(-10.0, 75.0),
@@ -205,7 +209,7 @@ LAYERS: dict[str, Layer] = {
             title="Wind speed 10 m (model)",
             units="m/s",
             kind="forecast",
-            encoding=Encoding(dtype="uint16", scale=0.01, offset=0.0, nodata=65535),
+            encoding=CENTI_ENCODING,
             resampling="bilinear",
             colormap="wind-speed",
             value_range=(0.0, 40.0),
