@@ -315,16 +315,10 @@ def build_data(folder: Path, peer_python: Path) -> Dataset:
 
 
 def tile_list(count: int, seed: int = 1) -> list[tuple[int, int, int]]:
-    """Distinct tiles over the storm area, zoom 3 to 10, shuffled (as nowcast_tiles.py)."""
-    import mercantile
+    """Distinct tiles over the storm area, zoom 3 to 10, shuffled: nowcast_tiles.py's list."""
+    from benchmarks.nowcast_tiles import tile_list as storm_tiles
 
-    rng = random.Random(seed)
-    tiles = set()
-    while len(tiles) < count:
-        tiles.add(mercantile.tile(rng.uniform(-120, -75), rng.uniform(27, 48), rng.randint(3, 10)))
-    ordered = sorted(tiles)
-    rng.shuffle(ordered)
-    return [(t.z, t.x, t.y) for t in ordered]
+    return [(t.z, t.x, t.y) for t in storm_tiles(count, seed)]
 
 
 def warmup_tiles() -> list[tuple[int, int, int]]:
