@@ -2,13 +2,16 @@
 
 Handles GeoTIFF, CF NetCDF and GRIB2 (plain or gzipped, as MRMS publishes it)
 through GDAL. The result is a float32 grid in its own CRS: NaN where there is no
-coverage, -inf where a radar saw no echo.
+coverage, -inf where a radar saw no echo. PNG-packed GRIB2 fields (MRMS) skip
+the float grid: their packed integers go straight to the layer's codes
+(:mod:`ingest.grib_png`), with GDAL still giving the CRS, transform and times.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import re
 import warnings
 import zlib
@@ -16,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import rasterio
@@ -24,8 +28,9 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
+from ingest import grib_png
 from ingest.errors import IngestError
-from ingest.units import convert
+from ingest.units import canonical_unit, convert
 from tileserver.layers import Layer
 from tileserver.timeutil import TimeFormatError, checked_utc, format_utc, parse_utc, utcnow
 
@@ -41,12 +46,15 @@ _CF_TIME_UNITS = re.compile(r"^\s*(seconds?|minutes?|hours?|days?)\s+since\s+(.+
 
 @dataclass(frozen=True)
 class SourceField:
-    values: np.ndarray  # float32, rows x cols
+    # rows x cols: float32 physical values, or, when ``encoded``, already the
+    # layer's codes (the PNG-packed GRIB2 path never makes a float grid).
+    values: np.ndarray
     crs: CRS
     transform: Affine
     time: datetime  # valid time, UTC
     run: datetime | None  # model reference time
     description: str  # which message or variable it came from
+    encoded: bool = False
 
 
 BandChoice = tuple[int, ...]
@@ -64,15 +72,15 @@ def parse_band_choice(text: str) -> BandChoice:
 
 
 @contextlib.contextmanager
-def open_source(path: Path) -> Iterator[rasterio.DatasetReader]:
-    """Open a source file; gzipped files (MRMS) are inflated in memory first.
+def open_source(path: Path) -> Iterator[tuple[rasterio.DatasetReader, BinaryIO]]:
+    """Open a source file for GDAL and as bytes; gzipped files (MRMS) are inflated in memory first.
 
     Inflating with Python's gzip rather than GDAL's /vsigzip/ turns a truncated
     download into a clear "truncated gzip" instead of a zlib error code.
     """
     if path.suffix != ".gz":
-        with rasterio.open(path) as src:
-            yield src
+        with rasterio.open(path) as src, path.open("rb") as stream:
+            yield src, stream
         return
     try:
         with gzip.open(path) as handle:
@@ -82,7 +90,7 @@ def open_source(path: Path) -> Iterator[rasterio.DatasetReader]:
     if not data:
         raise IngestError("is an empty gzip file")
     with MemoryFile(data, filename=path.stem) as memory, memory.open() as src:
-        yield src
+        yield src, io.BytesIO(data)
 
 
 def read_field(
@@ -113,12 +121,12 @@ def read_field(
 
 
 def _read(path: Path, layer: Layer, time: datetime | None, run: datetime | None, band: BandChoice | None) -> SourceField:
-    with open_source(path) as src:
+    with open_source(path) as (src, stream):
         if src.subdatasets and src.count == 0:
             subdataset = _pick_subdataset(src.subdatasets, layer, band is not None)
             with rasterio.open(subdataset) as sub:
-                return _read_dataset(sub, path, layer, time, run, band)
-        return _read_dataset(src, path, layer, time, run, band)
+                return _read_dataset(sub, None, path, layer, time, run, band)
+        return _read_dataset(src, stream, path, layer, time, run, band)
 
 
 def _pick_subdataset(names: list[str], layer: Layer, explicit: bool) -> str:
@@ -136,7 +144,7 @@ def _pick_subdataset(names: list[str], layer: Layer, explicit: bool) -> str:
 
 
 def _read_dataset(
-    src: rasterio.DatasetReader, path: Path, layer: Layer,
+    src: rasterio.DatasetReader, stream: BinaryIO | None, path: Path, layer: Layer,
     time: datetime | None, run: datetime | None, band: BandChoice | None,
 ) -> SourceField:
     if src.crs is None:
@@ -151,13 +159,18 @@ def _read_dataset(
     for index in bands:
         if index > src.count:
             raise IngestError(f"has {src.count} bands; band {index} does not exist")
-    grids = [_read_band(src, index, layer) for index in bands]
-    if len(grids) == 2:
-        values = np.hypot(grids[0], grids[1]).astype(np.float32)
+    codes = _read_png_codes(src, stream, bands[0], layer) if len(bands) == 1 else None
+    if codes is not None:
+        values = codes
     else:
-        values = grids[0]
+        grids = [_read_band(src, index, layer) for index in bands]
+        if len(grids) == 2:
+            values = np.hypot(grids[0], grids[1]).astype(np.float32)
+        else:
+            values = grids[0]
     values, transform = _normalise_longitudes(values, src.transform, src.crs)
-    values = _clean(values, layer)
+    if codes is None:
+        values = _clean(values, layer)
     valid, reference = _frame_times(src, bands[0], path)
     valid = time or valid
     if valid is None:
@@ -172,7 +185,7 @@ def _read_dataset(
         # would make retention drop every real frame as "older than the newest".
         raise IngestError(f"observation time {format_utc(valid)} is in the future; check --time or the file")
     description = ", ".join(_describe(src, index) for index in bands)
-    return SourceField(values, src.crs, transform, valid, run, description)
+    return SourceField(values, src.crs, transform, valid, run, description, encoded=codes is not None)
 
 
 def _select_bands(src: rasterio.DatasetReader, layer: Layer) -> BandChoice:
@@ -205,6 +218,39 @@ def _read_band(src: rasterio.DatasetReader, index: int, layer: Layer) -> np.ndar
     values = masked.filled(np.nan).astype(np.float32, copy=False)
     unit = src.tags(index).get("GRIB_UNIT") or src.tags(index).get("units")
     return convert(values, unit, layer.units, f"band {index}")
+
+
+def _read_png_codes(src: rasterio.DatasetReader, stream: BinaryIO | None, index: int, layer: Layer) -> np.ndarray | None:
+    """The layer's codes of a PNG-packed GRIB2 band, north up; None leaves the band to GDAL.
+
+    Every packed integer gets its code from a table made by the same steps the
+    GDAL path takes on each cell (GDAL's float32 arithmetic, nodata mask, unit
+    conversion, :func:`_clean`, ``Encoding.encode``), so the codes are the same.
+    """
+    unit = src.tags(index).get("GRIB_UNIT")
+    # GDAL itself turns Kelvin into [C] (GRIB_NORMALIZE_UNITS); we do not replay that.
+    if src.driver != "GRIB" or stream is None or canonical_unit(unit or "") == "degC":
+        return None
+    fields = grib_png.locate_fields(stream)
+    if fields is None or len(fields) != src.count:
+        return None
+    field = grib_png.png_field(stream, fields[index - 1])
+    if field is None or (field.rows, field.cols) != src.shape or not _same_columns(field, src.transform):
+        return None
+    values = grib_png.packed_values(field)
+    nodata = src.nodatavals[index - 1]
+    if nodata is not None:
+        values[values == nodata] = np.nan  # what read(masked=True) masks
+    table = layer.encoding.encode(_clean(convert(values, unit, layer.units, f"band {index}"), layer))
+    packed = grib_png.packed_grid(field)
+    return grib_png.map_packed(packed, table, field.south_to_north)
+
+
+def _same_columns(field: grib_png.PngField, transform: Affine) -> bool:
+    """Whether GDAL kept the stored column order (it rolls global 0..360 grids to start at -180)."""
+    first = transform.c + transform.a / 2
+    shift = (first - field.first_longitude) % 360.0
+    return min(shift, 360.0 - shift) < abs(transform.a) / 4
 
 
 def _clean(values: np.ndarray, layer: Layer) -> np.ndarray:

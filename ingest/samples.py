@@ -294,6 +294,8 @@ def write_mrms_grib2(
     bounds: Bounds = (-130.0, 20.0, -60.0, 55.0),
     product: str = "MergedReflectivityQCComposite",
     gzip: bool | None = None,
+    packing: Literal["PNG", "SIMPLE_PACKING", "COMPLEX_PACKING"] = "PNG",
+    north_first: bool = False,
 ) -> Path:
     """Write one MRMS-like GRIB2 message (optionally gzipped like NOAA's ``.grib2.gz``).
 
@@ -307,6 +309,11 @@ def write_mrms_grib2(
     (0.1 precision, so 0.5 dBZ steps and the -999 / -99 codes round-trip
     exactly), IAU-1965 ellipsoid.  ``gzip`` None means "if ``path`` ends with
     .gz".  See the module docstring for what GDAL reports.
+
+    GDAL writes rows south to north (scanning mode 0x40). Real MRMS files
+    scan north to south (0x00); ``north_first`` rewrites GDAL's message that
+    way (PNG packing only): rows flipped, first and last latitudes swapped.
+    ``packing`` other than PNG gives GDAL's simple or complex packing instead.
     """
     if product not in MRMS_PRODUCTS:
         raise ValueError(f"unknown MRMS product {product!r}; known: {sorted(MRMS_PRODUCTS)}")
@@ -324,10 +331,48 @@ def write_mrms_grib2(
         "IDS": _ids(161, 0, valid, signf_ref_time=3, data_type=0),
         "PDS_PDTN": 0,
         "PDS_TEMPLATE_ASSEMBLED_VALUES": _pds_4_0(p.category, p.number, 0, 0, timedelta(0), 102, height_m),
-        "DATA_ENCODING": "PNG",
+        "DATA_ENCODING": packing,
         "DECIMAL_SCALE_FACTOR": 1,
     }
-    return _write_grib(Path(path), [dbz], MRMS_CRS, transform, options, gzip=bool(gzip))
+    if not north_first:
+        return _write_grib(Path(path), [dbz], MRMS_CRS, transform, options, gzip=bool(gzip))
+    if packing != "PNG":
+        raise ValueError("north_first rewrites PNG-packed messages only")
+    plain = Path(path).with_name(Path(path).name + ".south-first")
+    try:
+        _write_grib(plain, [dbz], MRMS_CRS, transform, options, gzip=False)
+        data = _north_first(plain.read_bytes())
+    finally:
+        plain.unlink(missing_ok=True)
+    tmp = Path(path).with_name(Path(path).name + ".part")
+    tmp.write_bytes(_gzip.compress(data, compresslevel=6, mtime=0) if gzip else data)
+    os.replace(tmp, path)
+    return Path(path)
+
+
+def _north_first(message: bytes) -> bytes:
+    """One GDAL-written PNG-packed lat/lon GRIB2 message, rescanned north to south."""
+    import cv2  # only this rewrite needs it
+
+    sections, position = [], 16
+    while message[position:position + 4] != b"7777":
+        length = int.from_bytes(message[position:position + 4], "big")
+        sections.append(bytearray(message[position:position + length]))
+        position += length
+    grid = next(s for s in sections if s[4] == 3)
+    data = next(s for s in sections if s[4] == 7)
+    if grid[71] != 0x40:
+        raise ValueError(f"expected GDAL's south-to-north scanning mode 0x40, got {grid[71]:#x}")
+    grid[46:50], grid[55:59] = grid[55:59], grid[46:50]  # La1 <-> La2
+    grid[71] = 0x00
+    cols, rows = int.from_bytes(grid[30:34], "big"), int.from_bytes(grid[34:38], "big")
+    image = cv2.imdecode(np.frombuffer(bytes(data[5:]), np.uint8), cv2.IMREAD_UNCHANGED).reshape(rows, cols)
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(image[::-1]))
+    assert ok
+    data[:] = (5 + len(png)).to_bytes(4, "big") + b"\x07" + png.tobytes()
+    body = b"".join(bytes(s) for s in sections)
+    total = 16 + len(body) + 4
+    return message[:8] + total.to_bytes(8, "big") + body + b"7777"
 
 
 # --------------------------------------------------------------------------
