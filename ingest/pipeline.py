@@ -45,6 +45,7 @@ def ingest_file(
     """Ingest one file; raises :class:`IngestError` and publishes nothing on failure."""
     started = monotonic()
     source = read_field(path, layer, time=time, run=run, band=band)
+    frame_time, frame_run = source.time, source.run
     try:
         work = store.storage.temporary_path(".tif")
         motion_work = store.storage.temporary_path(".motion.tif")
@@ -56,10 +57,12 @@ def ingest_file(
             built = build_cog(source, layer, work)
         except Exception as exc:  # GDAL reports warp and encode failures in many types
             raise IngestError(f"cannot reproject or write the COG: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+        # The grid is in the COG now; motion estimation would otherwise run with it still in memory.
+        del source
         try:
-            motion = _motion(store, layer, work, source.time, motion_work)
+            motion = _motion(store, layer, work, frame_time, motion_work)
             result = store.publish(
-                layer, work, time=source.time, run=source.run, digest=built.digest,
+                layer, work, time=frame_time, run=frame_run, digest=built.digest,
                 bounds=built.bounds, native_zoom=built.native_zoom, source=path.name, motion=motion,
                 series=_series(work, series_work), started=started,
             )
