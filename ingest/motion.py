@@ -79,6 +79,7 @@ def build_motion(store: Store, layer: Layer, cog: str | Path, time: datetime, ou
                 grids.append(read_area(old, left, top, pixel, width, height))
         grids.append(read_area(new, left, top, pixel, width, height))
     frames = [_dbz(layer.encoding.decode(codes), layer) for codes in grids]
+    del grids  # ingest's peak memory is during estimation: hold nothing more than needed
     step_s = (time - earlier[-1][0]).total_seconds()
     flow = estimate_motion(frames)  # pixels per frame interval: +col east, +row south
     factor = STORE_FACTOR if min(width, height) >= 8 * STORE_FACTOR else 1
