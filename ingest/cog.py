@@ -19,7 +19,7 @@ import rasterio.shutil
 from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 
-from ingest.decode import SourceField
+from ingest.decode import SourceField, quiet_georeference
 from tileserver.layers import Encoding, Layer
 from tileserver.store import Bounds
 
@@ -90,7 +90,9 @@ def _write_cog(codes: np.ndarray, field: SourceField, layer: Layer, out: Path) -
                 rasterio.shutil.copy(grid, str(out), driver="COG", **cog_options(layer))
         return
     bands = np.ascontiguousarray(codes)[np.newaxis]
-    with MemoryDataset(bands, transform=field.transform, crs=field.crs, copy=False) as grid:
+    with quiet_georeference():  # the constructor reads the transform before it sets it
+        grid = MemoryDataset(bands, transform=field.transform, crs=field.crs, copy=False)
+    with grid:
         grid.nodata = layer.encoding.nodata
         rasterio.shutil.copy(grid, str(out), driver="COG", **cog_options(layer))
 

@@ -13,6 +13,7 @@ import contextlib
 import gzip
 import io
 import re
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -42,6 +43,21 @@ GDAL_READ_OPTIONS = {"GRIB_NORMALIZE_UNITS": "YES", "GRIB_ADJUST_LONGITUDE_RANGE
 MAX_OBSERVATION_LEAD = timedelta(hours=1)
 _MRMS_STAMP = re.compile(r"(\d{8})[-_](\d{6})")
 _CF_TIME_UNITS = re.compile(r"^\s*(seconds?|minutes?|hours?|days?)\s+since\s+(.+?)\s*$", re.IGNORECASE)
+
+
+# Python's warning filters are process-wide and catch_warnings is not thread-safe:
+# a thread leaving its block restores the filters another thread is still inside
+# (concurrent ingests then saw warnings they had silenced). Every such block in
+# ingest takes this lock.
+_WARNING_FILTERS = threading.RLock()
+
+
+@contextlib.contextmanager
+def quiet_georeference() -> Iterator[None]:
+    """No NotGeoreferencedWarning inside: we report a missing georeference ourselves."""
+    with _WARNING_FILTERS, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
 
 
 @dataclass(frozen=True)
@@ -109,8 +125,7 @@ def read_field(
         raise IngestError("is empty")
     try:
         # We report a missing georeference ourselves, in one line.
-        with warnings.catch_warnings(), rasterio.Env(**GDAL_READ_OPTIONS):
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with quiet_georeference(), rasterio.Env(**GDAL_READ_OPTIONS):
             return _read(path, layer, time, run, band)
     except RasterioError as exc:
         if "not recognized as being in a supported file format" in str(exc):
