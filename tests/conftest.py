@@ -160,4 +160,4 @@ def s3_store_via_proxy(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     try:
         yield f"s3://{bucket}/frames", proxy
     finally:
-        proxy.stop()
+        proxy.close()
