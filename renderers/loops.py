@@ -340,7 +340,7 @@ def render_loop(service: TileService, request: LoopRequest, plan: LoopPlan | Non
     plan = plan or plan_loop(service, request)
     media_type = MEDIA_TYPES[request.format]
     if cache:
-        body = service.cached_tile(plan.etag)
+        body = service.cached(plan.etag)
         if body is not None:
             return body, media_type, plan.etag
     images = render_frames(service, request, plan)

@@ -25,7 +25,7 @@ class FaultProxy:
         self.port = port
         self._delay_s = 0.0
         self._process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "tests.faultproxy", str(target_port), str(port)],
+            [sys.executable, "-u", __file__, str(target_port), str(port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
 

@@ -7,10 +7,11 @@ import csv
 import io
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -39,6 +40,7 @@ from tileserver.store import Retention, Store
 from tileserver.timeutil import format_utc
 
 log = logging.getLogger("wxtiles")
+T = TypeVar("T")
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 FRONTEND_TYPES = {".html", ".js", ".css", ".svg", ".png", ".ico", ".json", ".webmanifest"}
@@ -259,7 +261,11 @@ def legend(request: Request) -> Response:
     return Response(body, media_type="image/png", headers={"Cache-Control": "public, max-age=3600"})
 
 
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
+    return await _off_the_render_threads(request, _metrics)
+
+
+def _metrics(request: Request) -> Response:
     service = _service(request)
     for layer_id in LAYERS:  # fresh catalog gauges, within the catalog TTL
         with contextlib.suppress(ApiError):
@@ -271,9 +277,16 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def readyz(request: Request) -> JSONResponse:
-    ok, reason = _service(request).ready()
+async def readyz(request: Request) -> JSONResponse:
+    ok, reason = await _off_the_render_threads(request, lambda request: _service(request).ready())
     return JSONResponse({"status": "ready" if ok else "not ready", "detail": reason}, status_code=200 if ok else 503)
+
+
+async def _off_the_render_threads(request: Request, work: Callable[[Request], T]) -> T:
+    """Probes and scrapes read the store too, but on threads of their own: with
+    every render thread busy, a readiness probe that waits would take the pod
+    out of service exactly when it is loaded."""
+    return await anyio.to_thread.run_sync(work, request, limiter=request.app.state.probe_threads)
 
 
 async def api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -370,4 +383,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.service = service
     app.state.settings = settings
+    app.state.probe_threads = anyio.CapacityLimiter(2)
     return app

@@ -34,12 +34,16 @@ class DatasetPool:
     """Open datasets kept between requests: idle handles per path, LRU over paths.
 
     A rasterio dataset must not be read by two threads at once, so each request
-    borrows a handle of its own and gives it back.
+    borrows a handle of its own and gives it back. At most ``idle_per_path``
+    handles of one path and ``max_idle`` in all are kept; the least recently
+    used paths give theirs up first.
     """
 
-    def __init__(self, max_paths: int = 64, idle_per_path: int = 2) -> None:
+    def __init__(self, max_paths: int = 64, idle_per_path: int = 2, max_idle: int | None = None) -> None:
         self.max_paths = max_paths
         self.idle_per_path = idle_per_path
+        self.max_idle = max_idle if max_idle is not None else max_paths * idle_per_path
+        self._idle_count = 0
         self._idle: OrderedDict[str, list[rasterio.DatasetReader]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -61,6 +65,7 @@ class DatasetPool:
             idle = self._idle.get(path)
             if idle:
                 self._idle.move_to_end(path)
+                self._idle_count -= 1
                 return idle.pop()
         try:
             return rasterio.open(path)
@@ -77,17 +82,29 @@ class DatasetPool:
             self._idle.move_to_end(path)
             if len(idle) < self.idle_per_path:
                 idle.append(dataset)
+                self._idle_count += 1
             else:
                 evicted.append(dataset)
             while len(self._idle) > self.max_paths:
                 _, handles = self._idle.popitem(last=False)
+                self._idle_count -= len(handles)
                 evicted.extend(handles)
+            for oldest in list(self._idle):
+                if self._idle_count <= self.max_idle:
+                    break
+                handles = self._idle[oldest]
+                while handles and self._idle_count > self.max_idle:
+                    evicted.append(handles.pop())
+                    self._idle_count -= 1
+                if not handles and oldest != path:
+                    del self._idle[oldest]
         for handle in evicted:
             handle.close()
 
     def forget(self, path: str) -> None:
         with self._lock:
             handles = self._idle.pop(path, [])
+            self._idle_count -= len(handles)
         for handle in handles:
             handle.close()
 
@@ -95,6 +112,7 @@ class DatasetPool:
         with self._lock:
             all_handles = [h for handles in self._idle.values() for h in handles]
             self._idle.clear()
+            self._idle_count = 0
         for handle in all_handles:
             handle.close()
 

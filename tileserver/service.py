@@ -49,6 +49,9 @@ MOTION_MAX_AGE = timedelta(minutes=20)
 MAX_SERIES_FRAMES = 2000
 _SERIES_DTYPES = {layer.id: {"uint8": "u1", "uint16": "u2", "int16": "i2"}[layer.encoding.dtype] for layer in LAYERS.values()}
 MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
+# Past its TTL a catalog keeps answering, for at most this long, while one
+# background read refreshes it: requests never queue behind a catalog read.
+CATALOG_STALE_GRACE_S = 30.0
 # What a tile cache entry costs besides its body's bytes: the ETag key, the
 # body's object header and cachetools' bookkeeping (dicts and a linked-list
 # node), about 300 B (tests/tileserver/test_tile_cache.py). Most entries are the
@@ -83,13 +86,17 @@ class TileService:
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.registry.register(CatalogCollector(self._cached_catalogs))
-        # No render thread ever waits for a handle another one could have kept.
-        self.datasets = DatasetPool(max_paths=settings.open_datasets, idle_per_path=settings.threads)
+        # Hot frames keep a handle per render thread; all frames together keep
+        # two per frame on average (each idle handle holds about 0.35 MB).
+        self.datasets = DatasetPool(max_paths=settings.open_datasets, idle_per_path=settings.threads,
+                                    max_idle=2 * settings.open_datasets)
         # Keyed by ETag: it already digests everything the bytes depend on.
         self.tiles: LRUCache[str, bytes] = LRUCache(maxsize=settings.cache_mb * 2**20, getsizeof=_entry_size)
         self._tiles_lock = threading.Lock()
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
         self._catalog_lock = threading.Lock()
+        self._refreshing: set[str] = set()
+        self._refresh_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="catalog")
         self._motion: LRUCache[str, MotionField] = LRUCache(maxsize=16)
         self._motion_lock = threading.Lock()
         # Sidecar index entries and chunks: small, re-read by every series query nearby.
@@ -101,9 +108,20 @@ class TileService:
     # -- catalogs -----------------------------------------------------------
 
     def fresh_catalog(self, layer_id: str) -> Catalog | None:
-        """The layer's catalog if it is in memory and within its TTL: no I/O."""
+        """The layer's catalog when it can be had without waiting on the store.
+
+        Within its TTL, or up to ``CATALOG_STALE_GRACE_S`` past it while one
+        background read refreshes it; None when it must be read now (always,
+        with a TTL of 0).
+        """
         cached = self._catalogs.get(layer_id)
-        if cached and _time.monotonic() - cached[0] < self.settings.catalog_ttl_s:
+        if cached is None:
+            return None
+        age = _time.monotonic() - cached[0]
+        if age < self.settings.catalog_ttl_s:
+            return cached[1]
+        if 0 < self.settings.catalog_ttl_s and age < self.settings.catalog_ttl_s + CATALOG_STALE_GRACE_S:
+            self._refresh_in_background(layer_id)
             return cached[1]
         return None
 
@@ -112,9 +130,33 @@ class TileService:
 
         If the store fails, the last catalog keeps serving; with none, 503.
         """
-        fresh = self.fresh_catalog(layer_id)
-        if fresh is not None:
-            return fresh
+        cached = self._catalogs.get(layer_id)
+        if cached and _time.monotonic() - cached[0] < self.settings.catalog_ttl_s:
+            return cached[1]
+        return self._read_catalog(layer_id)
+
+    def _refresh_in_background(self, layer_id: str) -> None:
+        with self._catalog_lock:
+            if layer_id in self._refreshing:
+                return
+            self._refreshing.add(layer_id)
+
+        def refresh() -> None:
+            try:
+                self._read_catalog(layer_id)
+            except ApiError:
+                pass  # already logged and counted; the next request tries again
+            finally:
+                with self._catalog_lock:
+                    self._refreshing.discard(layer_id)
+
+        try:
+            self._refresh_pool.submit(refresh)
+        except RuntimeError:  # shutting down
+            with self._catalog_lock:
+                self._refreshing.discard(layer_id)
+
+    def _read_catalog(self, layer_id: str) -> Catalog:
         now = _time.monotonic()
         cached = self._catalogs.get(layer_id)
         try:
@@ -215,10 +257,14 @@ class TileService:
         target = self.resolve(request.layer, request.time, request.run, catalog)
         return target, self.tile_etag(request, target), self.cache_control(request, target)
 
+    def cached(self, key: str) -> bytes | None:
+        """Bytes kept under ``key`` (a tile's or a loop's ETag), or None."""
+        with self._tiles_lock:  # an LRU lookup reorders the cache: not thread-safe alone
+            return self.tiles.get(key)
+
     def cached_tile(self, etag: str) -> bytes | None:
         """A tile from the LRU, counted as a hit; None (and nothing counted) if absent."""
-        with self._tiles_lock:  # an LRU lookup reorders the cache: not thread-safe alone
-            body = self.tiles.get(etag)
+        body = self.cached(etag)
         if body is not None:
             self.metrics.tile_cache.labels("hit").inc()
             self.metrics.tile_bytes.labels("hit").inc(len(body))
@@ -481,6 +527,7 @@ class TileService:
 
     def close(self) -> None:
         self._series_pool.shutdown(wait=False, cancel_futures=True)
+        self._refresh_pool.shutdown(wait=False, cancel_futures=True)
         self.datasets.close()
 
 

@@ -272,7 +272,9 @@ def test_cached_by_etag_and_a_new_frame_changes_it(loop_store: Path, tmp_path: P
     body, _, etag = render_loop(service, request, first)
     assert etag in service.tiles
     # Same frames, same ETag: in this service (a cache hit, the very same bytes) and in another replica.
+    tile_hits = service.metrics.tile_cache.labels("hit")._value.get()
     assert render_loop(service, request)[0] is body
+    assert service.metrics.tile_cache.labels("hit")._value.get() == tile_hits  # a loop is not a tile
     other = TileService(store, Settings(store=store.storage.url))
     assert plan_loop(other, request).etag == etag
     # Parameters that change the picture change the ETag.
