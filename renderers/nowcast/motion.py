@@ -30,39 +30,42 @@ weight cell vectors far from the interpolated field (2 reweighting passes),
 which damps the apparent divergence of growing cells.
 
 Default: ``"dis"``, chosen by ``benchmarks/nowcast_skill.py`` (default run
-of 2026-11-28: 3 input frames, 4 initialisations per sequence, scores
-averaged per nowcast; our nowcast = this motion + backward semi-Lagrangian
-extrapolation).  Mean CSI over 20/30/40 dBZ and 1/5/10 mm/h, leads 5-60 min
-(SYNTHETIC sequences only: the script's known-motion fields on 500x500, and
-``ingest.synthetic.radar_sequence`` on 700x1400 over the CONUS):
+of 2026-11-28 at 6c6e972, with pySTEPS 1.x installed: 3 input frames, 4
+initialisations per sequence, scores averaged per nowcast; our nowcast = this
+motion + backward semi-Lagrangian extrapolation).  Mean CSI over 20/30/40 dBZ
+and 1/5/10 mm/h, leads 5-60 min (SYNTHETIC sequences only: the script's
+known-motion fields on 500x500, and ``ingest.synthetic.radar_sequence`` on
+700x1400 over the CONUS):
 
     method         transl  rotat  shear  grow/decay  conus-s0  conus-s5  mean   MAE60 mm/h
-    dis             0.970  0.960  0.958    0.272      0.435     0.396   0.665   0.198
-    farneback       0.972  0.964  0.961    0.274      0.434     0.398   0.667   0.185
-    lucaskanade     0.966  0.941  0.941    0.267      0.432     0.395   0.657   0.227
-    pySTEPS LK      0.920  0.923  0.930    0.269      0.432     0.389   0.644   0.260
-    persistence     0.185  0.324  0.277    0.130      0.227     0.188   0.222   1.633
+    dis             0.971  0.960  0.957    0.271      0.427     0.393   0.663   0.200
+    farneback       0.972  0.964  0.961    0.274      0.433     0.398   0.667   0.185
+    lucaskanade     0.966  0.941  0.941    0.267      0.432     0.395   0.657   0.226
+    pySTEPS LK      0.921  0.923  0.930    0.269      0.432     0.389   0.644   0.259
+    persistence     0.185  0.324  0.277    0.130      0.227     0.188   0.222   1.632
 
-CONUS seed 0, CSI >= 1 mm/h at 30 / 60 / 120 min: dis 0.656 / 0.442 / 0.159,
-farneback 0.662 / 0.442 / 0.155, pySTEPS 0.651 / 0.440 / 0.154, persistence
+CONUS seed 0, CSI >= 1 mm/h at 30 / 60 / 120 min: dis 0.651 / 0.431 / 0.152,
+farneback 0.661 / 0.442 / 0.155, pySTEPS 0.651 / 0.440 / 0.154, persistence
 0.350 / 0.175 / 0.024.  Motion-vector error against the known field (RMS
 error / RMS speed, echo region): translation 0.6 % (farneback 0.4, LK 1.6,
-pySTEPS 6.5), rotation 2.4 % (2.1, 4.4, 6.4), shear 1.3 % (1.2, 2.7, 3.9),
-growing/decaying cells 22.6 % (12.0, 14.9, 10.0).
+pySTEPS 6.5), rotation 2.5 % (2.1, 4.4, 6.4), shear 1.4 % (1.2, 2.7, 3.9),
+growing/decaying cells 25.6 % (12.0, 14.9, 10.0).
 
-DIS and Farneback tie on skill to 60 min (0.665 vs 0.667; equal on the
-CONUS storms); Farneback is better from 60 to 120 min where cells grow and
-decay (CSI >= 30 dBZ at 120 min: 1.13 x pySTEPS against 0.95 x).  DIS is
-the default because it costs about two thirds of Farneback's CPU time.  On
-the 1750x875 grid, CPU seconds for 2 / 3 frames: dis 0.33 / 0.56,
-farneback 0.49 / 0.90, lucaskanade 0.13 / 0.17, pySTEPS LK (full-grid IDW,
-3 frames) 7.8.  DIS with 2 frames took 0.30 s of wall time on an idle
-2-core machine; that was measured before the reweighting and the
-coverage fill were added, which cost about 0.05 s more CPU.  At 3500x1750, dis takes 0.43 / 0.67 s CPU; at 7000x3500,
-0.80 / 1.81 s.  Both larger grids are reduced to 1750x875 first.  Those
-runs were on a shared, loaded machine, so they report CPU time; see the
-script for wall time.  Pass ``method="farneback"`` if 1-2 h skill on
-growing convection matters more than cost.
+That is DIS without variational refinement (see :func:`dis`), chosen for
+ingest memory. With the preset's refinement, the run before (same script and
+sequences) gave dis a mean of 0.665, CONUS 0.435 / 0.396 and, on seed 0 at 1
+mm/h, 0.656 / 0.442 / 0.159: on the CONUS storms it then matched Farneback and
+pySTEPS, and without it it trails them by about 2 % at 60 min while staying
+ahead on the idealised motions and at 40 dBZ.
+
+DIS is the default over Farneback (0.667) because Farneback needs 154 MB
+more memory on the ingest grid and about twice DIS's CPU time; Farneback is
+better from 60 to 120 min where cells grow and decay.  CPU seconds for 3
+frames in the run above (machine shared with other jobs): on 1750x875, dis
+0.48, farneback 0.98, lucaskanade 0.20, pySTEPS LK (full-grid IDW) 9.0; on
+3500x1750 (reduced to 1750x875 first), dis 0.56, farneback 1.05.  Pass
+``method="farneback"`` if 1-2 h skill on growing convection matters more
+than cost.
 """
 
 from __future__ import annotations
