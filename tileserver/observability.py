@@ -38,6 +38,21 @@ class Metrics:
         self.tile_cache = Counter("wxtiles_tile_cache_total", "Tile cache lookups", ["result"], registry=self.registry)
         self.tile_bytes = Counter("wxtiles_tile_bytes_total", "Bytes of tiles sent, by cache result", ["result"], registry=self.registry)
         self.store_errors = Counter("wxtiles_store_errors_total", "Store failures seen while serving", ["kind"], registry=self.registry)
+        # Looking a labelled child up costs a lock and a tuple per call: keep the children.
+        self._tile_counters = {result: (self.tile_cache.labels(result), self.tile_bytes.labels(result)) for result in ("hit", "miss")}
+        self._latency: dict[tuple[str, str], Any] = {}
+
+    def count_tile(self, result: str, size: int) -> None:
+        lookups, sent = self._tile_counters[result]
+        lookups.inc()
+        sent.inc(size)
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        key = (route, f"{status // 100}xx")
+        child = self._latency.get(key)
+        if child is None:
+            child = self._latency.setdefault(key, self.requests.labels(*key))
+        child.observe(seconds)
 
 
 class CatalogCollector:
@@ -95,7 +110,7 @@ class RequestLogMiddleware:
         finally:
             duration = time.perf_counter() - started
             route = str(getattr(scope.get("route"), "path", "unmatched"))
-            self.metrics.requests.labels(route, f"{status // 100}xx").observe(duration)
+            self.metrics.observe_request(route, status, duration)
             if log.isEnabledFor(logging.INFO):
                 log.info(json.dumps({
                     "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": request_id,

@@ -25,6 +25,9 @@ class ForwardedHeadersMiddleware:
         self.networks = [] if self.trust_all else [
             ipaddress.ip_network(part.strip(), strict=False) for part in trusted.split(",") if part.strip()
         ]
+        # Parsing the client address costs more than serving a cached tile; the
+        # peers are a handful of proxies, so remember the answer per address.
+        self._verdicts: dict[str, bool] = {}
 
     def _trusted(self, scope: Scope) -> bool:
         if self.trust_all:
@@ -32,14 +35,24 @@ class ForwardedHeadersMiddleware:
         client = scope.get("client")
         if not client:
             return False
-        try:
-            address = ipaddress.ip_address(client[0])
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+        verdict = self._verdicts.get(client[0])
+        if verdict is None:
+            try:
+                address = ipaddress.ip_address(client[0])
+                verdict = any(address in network for network in self.networks)
+            except ValueError:
+                verdict = False
+            if len(self._verdicts) >= 4096:
+                self._verdicts.clear()
+            self._verdicts[client[0]] = verdict
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
-        if scope["type"] in ("http", "websocket") and self._trusted(scope):
+        if (
+            scope["type"] in ("http", "websocket")
+            and any(name.startswith(b"x-forwarded-") for name, _ in scope["headers"])
+            and self._trusted(scope)
+        ):
             headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
             scope = dict(scope)
             proto = _first(headers.get("x-forwarded-proto"))

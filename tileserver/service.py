@@ -266,8 +266,7 @@ class TileService:
         """A tile from the LRU, counted as a hit; None (and nothing counted) if absent."""
         body = self.cached(etag)
         if body is not None:
-            self.metrics.tile_cache.labels("hit").inc()
-            self.metrics.tile_bytes.labels("hit").inc(len(body))
+            self.metrics.count_tile("hit", len(body))
         return body
 
     def keep_tile(self, key: str, body: bytes) -> None:
@@ -281,8 +280,7 @@ class TileService:
         if body is None:
             body = self._render(request, target)
             self.keep_tile(etag, body)
-            self.metrics.tile_cache.labels("miss").inc()
-            self.metrics.tile_bytes.labels("miss").inc(len(body))
+            self.metrics.count_tile("miss", len(body))
         return body
 
     def _render(self, request: TileRequest, target: Target) -> bytes:

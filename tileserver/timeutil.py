@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 
 
@@ -43,6 +44,7 @@ def checked_utc(value: datetime) -> datetime:
     return utc
 
 
+@functools.lru_cache(maxsize=4096)  # every tile response names its frame's time
 def format_utc(value: datetime) -> str:
     """``2026-11-27T21:40:00Z``: seconds precision, always UTC, always ``Z``."""
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
