@@ -52,15 +52,9 @@ GDAL_SERVE_CONFIG = {
     # No per-handle VSI_CACHE: with dozens of open frames its 5 MB per handle grew
     # the process by hundreds of MB under load (benchmarks/soak.py); S3 reads use
     # the one global curl cache below, local files the OS page cache.
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
     "CPL_VSIL_CURL_CACHE_SIZE": "200000000",
-    # A slow or dead store must fail a request within seconds, not hang a worker.
-    "GDAL_HTTP_CONNECTTIMEOUT": "3",
-    "GDAL_HTTP_TIMEOUT": "5",
-    "GDAL_HTTP_MAX_RETRY": "1",
-    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    # With an S3 store, S3Storage adds GDAL_S3_READ_CONFIG: bounded waits, so a
+    # slow or dead store fails a request within seconds instead of hanging a worker.
 }
 
 

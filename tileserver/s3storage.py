@@ -34,6 +34,22 @@ _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch",
 _RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
+# GDAL's own reads of /vsis3/, bounded as boto3's are, in every process that
+# uses the store: the server, and ingest reading earlier frames for motion (a
+# stalled store must fail an ingest job, not hang it). No listing on open, and
+# the COG header in the first request.
+GDAL_S3_READ_CONFIG = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif",
+    "GDAL_HTTP_CONNECTTIMEOUT": "3",
+    "GDAL_HTTP_TIMEOUT": "5",
+    "GDAL_HTTP_MAX_RETRY": "1",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+}
+
+
 def _endpoint() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
@@ -69,6 +85,8 @@ class S3Storage:
         except BotoCoreError as exc:
             raise StorageError(f"store {self.url}: {exc}") from None
         configure_gdal_for_endpoint(self.endpoint)
+        for key, value in GDAL_S3_READ_CONFIG.items():
+            os.environ.setdefault(key, value)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key

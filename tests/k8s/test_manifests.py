@@ -305,8 +305,10 @@ def test_configmap_holds_valid_settings(resources: list[Resource]) -> None:
     settings = Settings.from_env(data)  # raises SettingsError on a bad value
     assert settings.store, "WXTILES_STORE"
     from tileserver.app import GDAL_SERVE_CONFIG
+    from tileserver.s3storage import GDAL_S3_READ_CONFIG
 
-    assert set(GDAL_SERVE_CONFIG) <= set(data), "list every GDAL setting the server uses, so the ConfigMap is the one place to tune them"
+    used = set(GDAL_SERVE_CONFIG) | set(GDAL_S3_READ_CONFIG)
+    assert used <= set(data), "list every GDAL setting the server uses, so the ConfigMap is the one place to tune them"
     assert data["CPL_TMPDIR"] == "/tmp"
 
 

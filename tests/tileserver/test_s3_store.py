@@ -142,3 +142,22 @@ def test_missing_bucket_is_one_clear_message(s3_server: str, monkeypatch: pytest
     storage = open_storage("s3://no-such-bucket-here/frames")
     with pytest.raises(StorageError, match="bucket 'no-such-bucket-here' does not exist"):
         storage.check()
+
+
+def test_every_process_on_an_s3_store_bounds_gdal_reads(s3_server: str) -> None:
+    """Not only the server: ingest reads earlier frames through /vsis3/ for motion, and a
+    stalled store must fail that job rather than hang it."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import os; from tileserver.storage import open_storage; open_storage('s3://any-bucket/x'); "
+        "print(os.environ.get('GDAL_HTTP_TIMEOUT'), os.environ.get('GDAL_HTTP_CONNECTTIMEOUT'))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GDAL_", "CPL_"))}
+    env["AWS_ENDPOINT_URL"] = s3_server
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    timeout, connect = done.stdout.split()
+    assert 0 < float(timeout) <= 30 and 0 < float(connect) <= 10
