@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -126,19 +126,25 @@ def to_brightness(dbz: np.ndarray, dbz_min: float = DBZ_MIN, dbz_max: float = DB
     return x.astype(np.uint8)
 
 
-def _check_frames(frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+def _checked_frames(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """The frames as float32, one at a time: given a generator, no two full-size
+    float frames need be alive at once (ingest estimates beside a whole frame)."""
     if isinstance(frames, np.ndarray) and frames.ndim == 2:
         raise ValueError("need a sequence of at least 2 frames, got one 2-D array")
-    out = [np.asarray(f, dtype=np.float32) for f in frames]
-    if len(out) < 2:
-        raise ValueError(f"need at least 2 frames, got {len(out)}")
-    shape = out[0].shape
-    if len(shape) != 2 or min(shape) < 2:
-        raise ValueError(f"frames must be 2-D images, got shape {shape}")
-    for f in out[1:]:
-        if f.shape != shape:
+    shape: tuple[int, ...] | None = None
+    count = 0
+    for frame in frames:
+        f = np.asarray(frame, dtype=np.float32)
+        if shape is None:
+            shape = f.shape
+            if len(shape) != 2 or min(shape) < 2:
+                raise ValueError(f"frames must be 2-D images, got shape {shape}")
+        elif f.shape != shape:
             raise ValueError(f"frames differ in shape: {shape} and {f.shape}")
-    return out
+        count += 1
+        yield f
+    if count < 2:
+        raise ValueError(f"need at least 2 frames, got {count}")
 
 
 def _push_pull(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -182,19 +188,16 @@ def _fill_no_coverage(b: np.ndarray, nocov: np.ndarray) -> np.ndarray:
 class _Prepared:
     """Brightness images and masks of the frames, possibly on a reduced grid."""
 
-    def __init__(self, frames: Sequence[np.ndarray], dbz_min: float, dbz_max: float, max_size: int | None,
+    def __init__(self, frames: Iterable[np.ndarray], dbz_min: float, dbz_max: float, max_size: int | None,
                  coverage_buffer: int) -> None:
-        frames = _check_frames(frames)
-        self.shape = frames[0].shape
-        h, w = self.shape
-        self.factor = 1
-        if max_size and max(h, w) > max_size:
-            self.factor = int(math.ceil(max(h, w) / max_size))
-        f = self.factor
-        self.small_shape = (int(math.ceil(h / f)), int(math.ceil(w / f)))
         self.images: list[np.ndarray] = []
         self.nocov: list[np.ndarray] = []
-        for d in frames:
+        for d in _checked_frames(frames):
+            if not self.images:
+                h, w = self.shape = d.shape
+                self.factor = int(math.ceil(max(h, w) / max_size)) if max_size and max(h, w) > max_size else 1
+                f = self.factor
+                self.small_shape = (int(math.ceil(h / f)), int(math.ceil(w / f)))
             b = to_brightness(d, dbz_min, dbz_max)
             nc = np.isnan(d).view(np.uint8)
             if f > 1:
@@ -337,7 +340,7 @@ def _densify_dense(sum_wf: np.ndarray, sum_w: np.ndarray, cell: int, k: int, pow
 # --------------------------------------------------------------------------
 
 
-def _dense_method(flow_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], frames: Sequence[np.ndarray], *,
+def _dense_method(flow_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], frames: Iterable[np.ndarray], *,
                   dbz_min: float, dbz_max: float, max_size: int | None, cell: int | None, k: int, power: float,
                   offset: float, decay: float, min_weight: float, coverage_buffer: int,
                   robust: int) -> np.ndarray:
@@ -368,7 +371,7 @@ def _method(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """Make an estimator's output the contract's: contiguous finite float32 (2, H, W)."""
 
     @functools.wraps(fn)
-    def estimate(frames: Sequence[np.ndarray], **kwargs) -> np.ndarray:
+    def estimate(frames: Iterable[np.ndarray], **kwargs) -> np.ndarray:
         out = np.ascontiguousarray(fn(frames, **kwargs), dtype=np.float32)
         np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         return out
@@ -398,7 +401,7 @@ _DIS_PRESETS = {
 
 
 @_method
-def dis(frames: Sequence[np.ndarray], *, preset: str = "medium", finest_scale: int | None = None,
+def dis(frames: Iterable[np.ndarray], *, preset: str = "medium", finest_scale: int | None = None,
         patch_size: int | None = None, patch_stride: int | None = None, refine_iterations: int = 0,
         smooth: float = 1.0,
         dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX, max_size: int | None = MAX_SIZE,
@@ -442,7 +445,7 @@ def dis(frames: Sequence[np.ndarray], *, preset: str = "medium", finest_scale: i
 
 
 @_method
-def farneback(frames: Sequence[np.ndarray], *, pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15,
+def farneback(frames: Iterable[np.ndarray], *, pyr_scale: float = 0.5, levels: int = 3, winsize: int = 15,
               iterations: int = 3, poly_n: int = 5, poly_sigma: float = 1.1, gaussian: bool = False,
               dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX, max_size: int | None = MAX_SIZE,
               cell: int | None = None, k: int = 20, power: float = 0.5, offset: float = 0.5,
@@ -485,7 +488,7 @@ def _local_outliers(xy: np.ndarray, uv: np.ndarray, k: int, thr: float) -> np.nd
 
 
 @_method
-def lucaskanade(frames: Sequence[np.ndarray], *, max_corners: int = 1000, quality_level: float = 0.01,
+def lucaskanade(frames: Iterable[np.ndarray], *, max_corners: int = 1000, quality_level: float = 0.01,
                 min_distance: int = 10, block_size: int = 5, winsize: int = 50, nr_levels: int = 3,
                 max_iter: int = 10, min_eig_thr: float = 1e-4, size_opening: int = 3, nr_std_outlier: float = 3.0,
                 k_outlier: int = 30, dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX,
@@ -578,7 +581,7 @@ def get_method(name: str) -> Callable[..., np.ndarray]:
     return METHODS[key]
 
 
-def estimate_motion(frames: Sequence[np.ndarray], method: str = DEFAULT_METHOD, **kwargs) -> np.ndarray:
+def estimate_motion(frames: Iterable[np.ndarray], method: str = DEFAULT_METHOD, **kwargs) -> np.ndarray:
     """Motion field (2, H, W) float32 of ``frames`` (oldest first) with ``method``.
 
     ``[0]`` = columns (+x, east), ``[1]`` = rows (+row, south on a north-up
