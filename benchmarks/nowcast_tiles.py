@@ -12,10 +12,8 @@ Not a test: numbers from a shared machine vary; compare ratios within one run.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ import mercantile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.servers import wxtiles_serving  # noqa: E402
 from ingest import samples, synthetic  # noqa: E402
 from ingest.pipeline import ingest_file  # noqa: E402
 from tileserver.layers import LAYERS  # noqa: E402
@@ -87,45 +86,28 @@ def main() -> None:
         folder = Path(tmp)
         store, _ = build_store(folder, args.frames)
         latest = store.load_catalog("reflectivity").frames[-1].time
-        env = {**os.environ, "WXTILES_STORE": store.storage.url}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tileserver.cli", "serve", "--port", str(args.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            base = f"http://127.0.0.1:{args.port}"
-            with httpx.Client(base_url=base, timeout=60) as client:
-                for _ in range(100):
-                    try:
-                        if client.get("/readyz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    time.sleep(0.2)
-                tiles = tile_list(args.tiles)
-                cases = {
-                    "observed": format_utc(latest),
-                    "nowcast +30 min": format_utc(latest + timedelta(minutes=30)),
-                    "nowcast +90 min": format_utc(latest + timedelta(minutes=90)),
-                }
-                results: dict[str, dict[str, float]] = {}
-                for name, when in cases.items():
-                    urls = [f"/tiles/reflectivity/{when}/{t.z}/{t.x}/{t.y}.png" for t in tiles]
-                    cold = measure(client, urls)
-                    cached = measure(client, urls)
-                    results[name] = {}
-                    for phase, ms in (("cold", cold), ("cached", cached)):
-                        line, p50 = describe(f"{name} {phase}", ms)
-                        results[name][phase] = p50
-                        print(line)
-                print()
-                for name in list(cases)[1:]:
-                    for phase in ("cold", "cached"):
-                        ratio = results[name][phase] / results["observed"][phase]
-                        print(f"{name} / observed, {phase}: p50 ratio {ratio:.2f}")
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        with wxtiles_serving(store.storage.url, port=args.port) as (_, base), httpx.Client(base_url=base, timeout=60) as client:
+            tiles = tile_list(args.tiles)
+            cases = {
+                "observed": format_utc(latest),
+                "nowcast +30 min": format_utc(latest + timedelta(minutes=30)),
+                "nowcast +90 min": format_utc(latest + timedelta(minutes=90)),
+            }
+            results: dict[str, dict[str, float]] = {}
+            for name, when in cases.items():
+                urls = [f"/tiles/reflectivity/{when}/{t.z}/{t.x}/{t.y}.png" for t in tiles]
+                cold = measure(client, urls)
+                cached = measure(client, urls)
+                results[name] = {}
+                for phase, ms in (("cold", cold), ("cached", cached)):
+                    line, p50 = describe(f"{name} {phase}", ms)
+                    results[name][phase] = p50
+                    print(line)
+            print()
+            for name in list(cases)[1:]:
+                for phase in ("cold", "cached"):
+                    ratio = results[name][phase] / results["observed"][phase]
+                    print(f"{name} / observed, {phase}: p50 ratio {ratio:.2f}")
 
 
 if __name__ == "__main__":

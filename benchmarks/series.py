@@ -30,6 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.servers import free_port, wxtiles_serving  # noqa: E402
 from ingest import samples, synthetic  # noqa: E402
 from ingest.pipeline import ingest_file  # noqa: E402
 from tileserver.layers import LAYERS  # noqa: E402
@@ -38,12 +39,6 @@ from tileserver.store import Catalog, Store, catalog_key, frame_key, series_key 
 from tileserver.timeutil import utcnow  # noqa: E402
 
 RADAR = LAYERS["reflectivity"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def build(folder: Path, frames: int) -> Path:
@@ -91,22 +86,6 @@ def upload(local: Path, bucket: str, endpoint: str) -> None:
         list(pool.map(put, paths))
 
 
-def serve(store: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tileserver.cli", "serve", "--port", str(port)],
-        env={**os.environ, **env, "WXTILES_STORE": store}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if httpx.get(url + "/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    return process, url
-
-
 def points(count: int, seed: int = 3) -> list[tuple[float, float]]:
     rng = random.Random(seed)
     return [(rng.uniform(-120, -75), rng.uniform(27, 48)) for _ in range(count)]
@@ -126,19 +105,11 @@ def query(url: str, lon: float, lat: float, frames: int) -> float:
 def run(name: str, store: str, env: dict[str, str], frames: int, count: int) -> dict[str, float]:
     cold = []
     for lon, lat in points(3, seed=11):
-        process, url = serve(store, env)
-        try:
+        with wxtiles_serving(store, env) as (_, url):
             cold.append(query(url, lon, lat, frames))
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-    process, url = serve(store, env)
-    try:
+    with wxtiles_serving(store, env) as (_, url):
         spread = [query(url, lon, lat, frames) for lon, lat in points(count)]
         warm = [query(url, lon, lat, frames) for lon, lat in points(count)]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     out = {
         "cold (fresh process) median": statistics.median(cold),
         "new points p50": statistics.median(spread),

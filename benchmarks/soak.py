@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,12 +29,13 @@ import mercantile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.servers import wxtiles_serving  # noqa: E402
 from ingest import samples, synthetic  # noqa: E402
 from ingest.pipeline import ingest_file  # noqa: E402
 from tileserver.layers import LAYERS  # noqa: E402
 from tileserver.storage import open_storage  # noqa: E402
 from tileserver.store import Retention, Store  # noqa: E402
-from tileserver.timeutil import format_utc, utcnow  # noqa: E402
+from tileserver.timeutil import utcnow  # noqa: E402
 
 RADAR = LAYERS["reflectivity"]
 
@@ -65,12 +63,6 @@ class SoakReport:
             return 0.0
         half = self.rss_mb[len(self.rss_mb) // 2 :]
         return max(m for _, m in half) - half[0][1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rss_mb(pid: int) -> float:
@@ -127,11 +119,7 @@ def run_soak(seconds: float, connections: int, shape: tuple[int, int] = (700, 14
         store = Store(open_storage(str(folder / "store"), create=True), Retention(observed=timedelta(minutes=5 * frames)))
         for path in files[:frames]:
             ingest_file(store, path, RADAR)
-        port = _free_port()
-        env = {**os.environ, "WXTILES_STORE": store.storage.url, "WXTILES_CACHE_MB": str(cache_mb), "WXTILES_CATALOG_TTL_S": "1"}
-        server = subprocess.Popen([sys.executable, "-m", "tileserver.cli", "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
+        env = {"WXTILES_CACHE_MB": str(cache_mb), "WXTILES_CATALOG_TTL_S": "1"}
         stop = threading.Event()
 
         def ingest_loop() -> None:
@@ -146,45 +134,38 @@ def run_soak(seconds: float, connections: int, shape: tuple[int, int] = (700, 14
                 except Exception as exc:  # noqa: BLE001 - reported, not raised
                     report.ingest_errors.append(str(exc))
 
-        try:
-            for _ in range(150):
-                try:
-                    if httpx.get(base + "/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            ingester = threading.Thread(target=ingest_loop, daemon=True)
-            ingester.start()
-            started = time.monotonic()
+        with wxtiles_serving(store.storage.url, env) as (server, base):
+            try:
+                ingester = threading.Thread(target=ingest_loop, daemon=True)
+                ingester.start()
+                started = time.monotonic()
 
-            async def client(seed: int) -> None:
-                rng = random.Random(seed)
-                info: dict = {}
-                async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+                async def client(seed: int) -> None:
+                    rng = random.Random(seed)
+                    info: dict = {}
+                    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+                        while time.monotonic() - started < seconds:
+                            if not info or rng.random() < 0.05:  # follow new frames, as a viewer polls
+                                info = (await http.get("/api/layers/reflectivity")).json()
+                            nowcast = info["nowcast"][rng.randrange(len(info["nowcast"]))]["time"] if info.get("nowcast") else None
+                            url = _urls(rng, info["latest"], nowcast)
+                            began = time.perf_counter()
+                            response = await http.get(url)
+                            report.latencies_ms.append((time.perf_counter() - began) * 1000)
+                            report.requests += 1
+                            report.statuses[response.status_code] += 1
+
+                async def sample_memory() -> None:
                     while time.monotonic() - started < seconds:
-                        if not info or rng.random() < 0.05:  # follow new frames, as a viewer polls
-                            info = (await http.get("/api/layers/reflectivity")).json()
-                        nowcast = info["nowcast"][rng.randrange(len(info["nowcast"]))]["time"] if info.get("nowcast") else None
-                        url = _urls(rng, info["latest"], nowcast)
-                        began = time.perf_counter()
-                        response = await http.get(url)
-                        report.latencies_ms.append((time.perf_counter() - began) * 1000)
-                        report.requests += 1
-                        report.statuses[response.status_code] += 1
+                        report.rss_mb.append((time.monotonic() - started, _rss_mb(server.pid)))
+                        await asyncio.sleep(max(1.0, seconds / 60))
 
-            async def sample_memory() -> None:
-                while time.monotonic() - started < seconds:
-                    report.rss_mb.append((time.monotonic() - started, _rss_mb(server.pid)))
-                    await asyncio.sleep(max(1.0, seconds / 60))
+                async def main() -> None:
+                    await asyncio.gather(sample_memory(), *(client(i) for i in range(connections)))
 
-            async def main() -> None:
-                await asyncio.gather(sample_memory(), *(client(i) for i in range(connections)))
-
-            asyncio.run(main())
-        finally:
-            stop.set()
-            server.terminate()
-            server.wait(timeout=15)
+                asyncio.run(main())
+            finally:
+                stop.set()
     return report
 
 

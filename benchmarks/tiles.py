@@ -54,7 +54,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from benchmarks.servers import free_port, wait_ready  # noqa: E402
 
 LAYER = "reflectivity"
 TITILER_COLORMAP = "nws_reflectivity"
@@ -331,12 +332,6 @@ def warmup_tiles() -> list[tuple[int, int, int]]:
 # -- servers ----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Server:
     name: str
@@ -359,20 +354,8 @@ class Server:
             self.process = subprocess.Popen(command, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 180) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise SystemExit(f"{self.name} exited: see {self.log}")
-            try:
-                if httpx.get(self.base + self.ready_path, timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise SystemExit(f"{self.name} not ready after {timeout} s: see {self.log}")
+        assert self.process is not None
+        wait_ready(self.base + self.ready_path, self.process, timeout, what=f"{self.name} (log: {self.log})")
 
     def workers(self) -> list[int]:
         """The uvicorn worker processes: children of the process started, not helpers."""

@@ -77,17 +77,26 @@ def write_sidecar(codes: np.ndarray, nodata: int, out: Path) -> None:
             entries.append(ENTRY.pack(offset, len(blob), 0))
             blobs.append(blob)
             offset += len(blob)
+    _write(out, HEADER.pack(MAGIC, dtype.encode(), width, height, CHUNK, nodata), entries, blobs)
+
+
+def _write(out: Path, header: bytes, entries: list[bytes], blobs: list[bytes]) -> None:
+    """Sidecars and packs alike: header, fixed-size index, then the chunks' bytes."""
     with open(out, "wb") as handle:
-        handle.write(HEADER.pack(MAGIC, dtype.encode(), width, height, CHUNK, nodata))
+        handle.write(header)
         handle.write(b"".join(entries))
         for blob in blobs:
             handle.write(blob)
 
 
+def _entry_range(header_size: int, grid: SeriesGrid, col: int, row: int) -> tuple[int, int]:
+    chunk = (row // CHUNK) * math.ceil(grid.width / CHUNK) + col // CHUNK
+    return header_size + ENTRY.size * chunk, ENTRY.size
+
+
 def index_range(grid: SeriesGrid, col: int, row: int) -> tuple[int, int]:
     """Byte range of the index entry of the chunk holding (col, row)."""
-    chunk = (row // CHUNK) * math.ceil(grid.width / CHUNK) + col // CHUNK
-    return HEADER.size + ENTRY.size * chunk, ENTRY.size
+    return _entry_range(HEADER.size, grid, col, row)
 
 
 def decode_entry(entry: bytes) -> tuple[int, int, int]:
@@ -143,16 +152,11 @@ def write_pack(sidecars: list[bytes], out: Path) -> None:
         entries.append(ENTRY.pack(offset, len(blob), 0))
         blobs.append(blob)
         offset += len(blob)
-    with open(out, "wb") as handle:
-        handle.write(PACK_HEADER.pack(PACK_MAGIC, dtype.encode(), width, height, CHUNK, nodata, frames))
-        handle.write(b"".join(entries))
-        for blob in blobs:
-            handle.write(blob)
+    _write(out, PACK_HEADER.pack(PACK_MAGIC, dtype.encode(), width, height, CHUNK, nodata, frames), entries, blobs)
 
 
 def pack_index_range(grid: SeriesGrid, col: int, row: int) -> tuple[int, int]:
-    chunk = (row // CHUNK) * math.ceil(grid.width / CHUNK) + col // CHUNK
-    return PACK_HEADER.size + ENTRY.size * chunk, ENTRY.size
+    return _entry_range(PACK_HEADER.size, grid, col, row)
 
 
 def values_in_pack_chunk(blob: bytes, dtype: str, frames: int, col: int, row: int) -> list[int]:

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -45,7 +45,7 @@ from ingest.sources import (
 )
 from ingest.sources import idx as idxmod
 from ingest.sources.models import GFS, HRRR
-from tileserver.layers import LAYERS, FieldSelector
+from tileserver.layers import LAYERS
 from tileserver.settings import Settings
 from tileserver.storage import open_storage
 from tileserver.store import Store

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
-from tests.conftest import T0, minutes, radar_file, write_latlon_geotiff
+from tests.conftest import T0, radar_file, write_latlon_geotiff
 from tileserver.layers import LAYERS
 from tileserver.settings import Settings, SettingsError
 from tileserver.storage import StorageError, open_storage

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes, radar_file
 from tileserver.layers import LAYERS
-from tileserver.store import CATALOG_FORMAT, ORPHAN_GRACE_S, Catalog, CatalogError, Frame, FrameConflictError, Retention, Store, catalog_key, frame_key
+from tileserver.store import CATALOG_FORMAT, ORPHAN_GRACE_S, Catalog, CatalogError, Frame, Retention, Store, catalog_key, frame_key
 
 RADAR = LAYERS["reflectivity"]
 TEMPERATURE = LAYERS["temperature-2m"]

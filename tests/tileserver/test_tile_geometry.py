@@ -15,7 +15,7 @@ from ingest.pipeline import ingest_file
 from tests.conftest import T0, write_latlon_geotiff
 from tileserver.layers import LAYERS
 from tileserver.params import tile_params
-from tileserver.reader import read_point, read_tile
+from tileserver.reader import read_tile
 from tileserver.settings import Settings
 from tileserver.service import TileService
 from tileserver.store import Store
