@@ -55,8 +55,6 @@ import mercantile
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-import colormaps
-from renderers.colorize import ColormapMismatchError, check_compatible
 from renderers.png import transparent_png
 from tileserver.errors import BadRequest, NotFound
 from tileserver.layers import Layer
@@ -256,12 +254,7 @@ def _int_param(query: dict[str, str], name: str, default: int, low: int, high: i
 def plan_loop(service: TileService, request: LoopRequest) -> LoopPlan:
     """The loop's frames, durations, zoom and validators, without rendering anything."""
     layer = request.layer
-    try:
-        check_compatible(layer.id, request.colormap)
-    except colormaps.UnknownColormapError:
-        raise BadRequest(f"unknown colormap {request.colormap!r}; see /api/colormaps") from None
-    except ColormapMismatchError as exc:
-        raise BadRequest(str(exc)) from None
+    service.check_colormap(layer.id, request.colormap)
     catalog = service.catalog(layer.id)
     stored = catalog.visible_frames()
     if not stored:

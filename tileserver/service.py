@@ -192,9 +192,9 @@ class TileService:
         if frame is not None:
             return Target(frame, frame.time)
         if time != "latest" and run is None:
-            for nowcast in self.nowcasts(layer, catalog):
-                if nowcast.time == time:
-                    return nowcast
+            nowcast = self._nowcast_at(layer, catalog, time)
+            if nowcast is not None:
+                return nowcast
         what = "no frames yet" if time == "latest" else f"no frame at {format_utc(time)}"
         if run is not None:
             what += f" in run {format_utc(run)}"
@@ -209,15 +209,21 @@ class TileService:
         ``MOTION_MAX_AGE`` of it (the latest frame may lack one when frames
         arrived out of order).
         """
-        if not layer.nowcast or not catalog.frames:
-            return []
-        base = catalog.frames[-1]
-        motion = next((f.motion for f in reversed(catalog.frames) if f.motion and base.time - f.time <= MOTION_MAX_AGE), None)
+        motion = _nowcast_motion(layer, catalog)
         if motion is None:
             return []
-        step = timedelta(minutes=layer.cadence_minutes)
         count = self.settings.nowcast_horizon_min // layer.cadence_minutes
-        return [Target(base, base.time + k * step, (k * step).total_seconds(), motion) for k in range(1, count + 1)]
+        return [_nowcast_step(catalog, motion, layer, k) for k in range(1, count + 1)]
+
+    def _nowcast_at(self, layer: Layer, catalog: Catalog, time: datetime) -> Target | None:
+        """The one nowcast at ``time``, without listing them all (cached tiles ask on every request)."""
+        motion = _nowcast_motion(layer, catalog)
+        if motion is None:
+            return None
+        k, off_step = divmod(time - catalog.frames[-1].time, timedelta(minutes=layer.cadence_minutes))
+        if off_step or not 1 <= k <= self.settings.nowcast_horizon_min // layer.cadence_minutes:
+            return None
+        return _nowcast_step(catalog, motion, layer, k)
 
     # -- tiles --------------------------------------------------------------
 
@@ -510,7 +516,7 @@ class TileService:
         return info
 
     def _cached_catalogs(self) -> dict[str, Catalog]:
-        # Scrapes must not hit the store: report what the last requests loaded.
+        # The collector reads memory only; /metrics refreshes the catalogs first, within their TTL.
         with self._catalog_lock:
             return {layer_id: catalog for layer_id, (_, catalog) in self._catalogs.items()}
 
@@ -527,6 +533,20 @@ class TileService:
         self._series_pool.shutdown(wait=False, cancel_futures=True)
         self._refresh_pool.shutdown(wait=False, cancel_futures=True)
         self.datasets.close()
+
+
+def _nowcast_motion(layer: Layer, catalog: Catalog) -> str | None:
+    """The motion field nowcasts use: the newest within MOTION_MAX_AGE of the latest frame."""
+    if not layer.nowcast or not catalog.frames:
+        return None
+    base = catalog.frames[-1]
+    return next((f.motion for f in reversed(catalog.frames) if f.motion and base.time - f.time <= MOTION_MAX_AGE), None)
+
+
+def _nowcast_step(catalog: Catalog, motion: str, layer: Layer, k: int) -> Target:
+    base = catalog.frames[-1]
+    lead = k * timedelta(minutes=layer.cadence_minutes)
+    return Target(base, base.time + lead, lead.total_seconds(), motion)
 
 
 def _entry_size(body: bytes) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ class MotionField:
         v = cv2.remap(self.v, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return u, v
 
-    @property
+    @cached_property  # reach() asks for it on every nowcast render
     def max_speed(self) -> float:
         return float(np.sqrt(self.u.astype(np.float64) ** 2 + self.v.astype(np.float64) ** 2).max(initial=0.0))
 
