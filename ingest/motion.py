@@ -10,7 +10,6 @@ mercator metres per second (band 1 eastward, band 2 northward).
 from __future__ import annotations
 
 import logging
-import math
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 
+from ingest.cog import ZOOM0_RESOLUTION
 from renderers.nowcast.motion import estimate_motion
 from tileserver.layers import Layer
 from tileserver.reader import read_area
@@ -25,9 +25,8 @@ from tileserver.store import Catalog, Store
 
 log = logging.getLogger(__name__)
 
-ZOOM0_PIXEL = 2 * math.pi * 6378137 / 256
 # Estimate on ~5 km cells (zoom 5); store on ~20 km cells (zoom 3).
-ESTIMATE_PIXEL = ZOOM0_PIXEL / 2**5
+ESTIMATE_PIXEL = ZOOM0_RESOLUTION / 2**5
 STORE_FACTOR = 4
 # Frames further apart than this say little about the present motion.
 MAX_GAP = timedelta(minutes=20)
@@ -59,11 +58,15 @@ def previous_frames(catalog: Catalog, time: datetime) -> list[tuple[datetime, st
     return [(f.time, f.key) for f in chosen][-(FRAMES - 1) :]
 
 
-def build_motion(store: Store, layer: Layer, cog: str | Path, time: datetime, out: Path) -> Path | None:
-    """Write the motion field of the frame at ``cog`` to ``out``; None without earlier frames."""
+def build_motion(store: Store, layer: Layer, cog: str | Path, time: datetime, out: Path,
+                 catalog: Catalog | None = None) -> Path | None:
+    """Write the motion field of the frame at ``cog`` to ``out``; None without earlier frames.
+
+    ``catalog``: the layer's catalog if the caller has just read it (one store read fewer).
+    """
     if not layer.nowcast:
         return None
-    earlier = previous_frames(store.load_catalog(layer.id), time)
+    earlier = previous_frames(catalog or store.load_catalog(layer.id), time)
     if not earlier:
         return None
     with rasterio.open(cog) as new:
@@ -118,7 +121,7 @@ def ensure_latest_motion(store: Store, layer: Layer) -> None:
     latest = catalog.frames[-1]
     out = store.storage.temporary_path(".motion.tif")
     try:
-        if build_motion(store, layer, store.storage.gdal_path(latest.key), latest.time, out):
+        if build_motion(store, layer, store.storage.gdal_path(latest.key), latest.time, out, catalog):
             store.attach_motion(layer.id, latest, out)
     finally:
         out.unlink(missing_ok=True)
