@@ -134,9 +134,9 @@ def run_soak(seconds: float, connections: int, shape: tuple[int, int] = (700, 14
                 except Exception as exc:  # noqa: BLE001 - reported, not raised
                     report.ingest_errors.append(str(exc))
 
+        ingester = threading.Thread(target=ingest_loop, daemon=True)
         with wxtiles_serving(store.storage.url, env) as (server, base):
             try:
-                ingester = threading.Thread(target=ingest_loop, daemon=True)
                 ingester.start()
                 started = time.monotonic()
 
@@ -166,6 +166,9 @@ def run_soak(seconds: float, connections: int, shape: tuple[int, int] = (700, 14
                 asyncio.run(main())
             finally:
                 stop.set()
+                # An ingest still running would write into the folder being deleted below.
+                if ingester.is_alive():
+                    ingester.join()
     return report
 
 

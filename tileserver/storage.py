@@ -108,8 +108,11 @@ class LocalStorage:
         # Disk full, read-only folder, permissions: a StorageError naming the store.
         try:
             yield
-        except FileNotFoundError:
-            raise KeyNotFound(key) from None
+        except FileNotFoundError as exc:
+            if action in ("read", "delete"):
+                raise KeyNotFound(key) from None
+            # A write has no missing key: name the file that went away (the store folder, a temp file).
+            raise StorageError(f"cannot {action} {key} in {self.url}: {exc.strerror}: {exc.filename}") from None
         except OSError as exc:
             raise StorageError(f"cannot {action} {key} in {self.url}: {exc.strerror or exc}") from None
 
