@@ -117,6 +117,8 @@ class Layer:
     cadence_minutes: int = 5
     # Observed radar layers get nowcast frames extrapolated from their motion.
     nowcast: bool = False
+    # Event thresholds (in ``units``) at which nowcasts are verified (CSI, POD, FAR).
+    thresholds: tuple[float, ...] = ()
     attribution: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -152,6 +154,7 @@ LAYERS: dict[str, Layer] = {
             missing_values=(-999.0,),
             cadence_minutes=5,
             nowcast=True,
+            thresholds=(20.0, 30.0, 40.0),
             attribution="NOAA MRMS",
         ),
         Layer(
@@ -170,6 +173,7 @@ LAYERS: dict[str, Layer] = {
             missing_values=(-1.0, -3.0, -999.0),
             cadence_minutes=5,
             nowcast=True,
+            thresholds=(1.0, 5.0, 10.0),
             attribution="NOAA MRMS",
         ),
         Layer(
