@@ -1,10 +1,15 @@
 """Open a source file and pick the field a layer needs, in the layer's units.
 
-Handles GeoTIFF, CF NetCDF and GRIB2 (plain or gzipped, as MRMS publishes it)
-through GDAL. The result is a float32 grid in its own CRS: NaN where there is no
-coverage, -inf where a radar saw no echo. PNG-packed GRIB2 fields (MRMS) skip
-the float grid: their packed integers go straight to the layer's codes
-(:mod:`ingest.grib_png`), with GDAL still giving the CRS, transform and times.
+Handles GeoTIFF, CF/COARDS NetCDF and GRIB1/GRIB2 (plain or gzipped, as MRMS
+publishes it) through GDAL. The result is a float32 grid in its own CRS: NaN
+where there is no coverage, -inf where a radar saw no echo, with the source's
+packing (GDAL band scale and offset, CF ``scale_factor``/``add_offset``) applied
+and units converted. PNG-packed GRIB2 fields (MRMS) skip the float grid: their
+packed integers go straight to the layer's codes (:mod:`ingest.grib_png`), with
+GDAL still giving the CRS, transform and times.
+
+A file with several time steps (a NetCDF time axis) gives one field per step.
+A field whose bulk is implausible for the layer (a unit mistake) is refused.
 """
 
 from __future__ import annotations
@@ -30,19 +35,33 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import MemoryFile
 
 from ingest import grib_png
+from ingest.cf_time import cf_time
 from ingest.errors import IngestError
-from ingest.units import canonical_unit, convert
+from ingest.gribgrid import grid_problem
+from ingest.units import convert
 from tileserver.layers import Layer
 from tileserver.timeutil import TimeFormatError, checked_utc, format_utc, parse_utc, utcnow
 
-# GDAL options that make GRIB decoding predictable: units normalised (K -> degC),
-# global 0..360 grids rewrapped to -180..180, and a stray wgrib2 .idx beside
-# the file ignored (the messages themselves are the truth).
-GDAL_READ_OPTIONS = {"GRIB_NORMALIZE_UNITS": "YES", "GRIB_ADJUST_LONGITUDE_RANGE": "YES", "USE_IDX": "NO"}
+# GDAL options that make decoding predictable:
+# - GRIB values in the units the message holds: GDAL's normalisation (K -> degC)
+#   follows tables that mislabel some GRIB1 fields (ECMWF 2T stays Kelvin but is
+#   labelled [C]), so we convert from the real units ourselves;
+# - global 0..360 grids rewrapped to -180..180, and a stray wgrib2 .idx beside the
+#   file ignored (the messages themselves are the truth);
+# - NetCDF lat/lon grids without a grid_mapping (COARDS, much of NOAA's and
+#   reanalysis output) read as longitude/latitude, as every GIS reads them;
+#   :func:`_check_assumed_longlat` makes sure the axes really are degrees.
+GDAL_READ_OPTIONS = {
+    "GRIB_NORMALIZE_UNITS": "NO", "GRIB_ADJUST_LONGITUDE_RANGE": "YES", "USE_IDX": "NO",
+    "GDAL_NETCDF_ASSUME_LONGLAT": "YES",
+}
+WEB_MERCATOR_MAX_LAT = 85.0511287798066
+# Cells sampled for the plausibility check of a field.
+PLAUSIBILITY_SAMPLE = 1_000_000
 
 MAX_OBSERVATION_LEAD = timedelta(hours=1)
 _MRMS_STAMP = re.compile(r"(\d{8})[-_](\d{6})")
-_CF_TIME_UNITS = re.compile(r"^\s*(seconds?|minutes?|hours?|days?)\s+since\s+(.+?)\s*$", re.IGNORECASE)
+_CF_TIME_UNITS = re.compile(r"^\s*\w+\s+since\s+", re.IGNORECASE)
 
 
 # Python's warning filters are process-wide and catch_warnings is not thread-safe:
@@ -109,6 +128,35 @@ def open_source(path: Path) -> Iterator[tuple[rasterio.DatasetReader, BinaryIO]]
         yield src, io.BytesIO(data)
 
 
+def read_fields(
+    path: Path,
+    layer: Layer,
+    *,
+    time: datetime | None = None,
+    run: datetime | None = None,
+    band: BandChoice | None = None,
+) -> Iterator[SourceField]:
+    """Every field of ``path`` for ``layer``: one per time step, in file order.
+
+    The file is opened again for each later step, so only one step's grid is
+    in memory at a time and nothing stays open while the caller works.
+    """
+    _check_file(path)
+    with _reading(path), open_source(path) as (src, stream):
+        steps = _plan(src, layer, band)
+        if time is not None and len(steps) > 1:
+            raise IngestError(f"holds {len(steps)} time steps, each with its own time; leave out --time (or pick one with --band)")
+        # Handed out of a list, so this suspended generator keeps no reference to the grid.
+        ready = [_read_step(src, stream, path, layer, steps[0], time, run)]
+    # Time steps of one file without a reference time are one run, from its first step.
+    run = run or ready[0].run
+    yield ready.pop()
+    for step in steps[1:]:
+        with _reading(path), open_source(path) as (src, stream):
+            ready.append(_read_step(src, stream, path, layer, step, time, run))
+        yield ready.pop()
+
+
 def read_field(
     path: Path,
     layer: Layer,
@@ -117,76 +165,149 @@ def read_field(
     run: datetime | None = None,
     band: BandChoice | None = None,
 ) -> SourceField:
+    """The field of ``path`` for ``layer``; the first time step of a file that has several."""
+    fields = read_fields(path, layer, time=time, run=run, band=band)
+    try:
+        return next(fields)
+    finally:
+        fields.close()
+
+
+def _check_file(path: Path) -> None:
     if path.is_dir():
         raise IngestError("is a directory, not a file")
     if not path.is_file():
         raise IngestError("no such file")
     if path.stat().st_size == 0:
         raise IngestError("is empty")
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """GDAL's read options, and its failures as one-line :class:`IngestError`."""
     try:
         # We report a missing georeference ourselves, in one line.
         with quiet_georeference(), rasterio.Env(**GDAL_READ_OPTIONS):
-            return _read(path, layer, time, run, band)
+            yield
     except RasterioError as exc:
+        problem = grid_problem(path)
+        if problem:
+            raise IngestError(problem) from None
         if "not recognized as being in a supported file format" in str(exc):
-            raise IngestError("unsupported format: not a GeoTIFF, NetCDF or GRIB2 file GDAL can read") from None
+            raise IngestError("unsupported format: not a GeoTIFF, NetCDF, GRIB or ODIM_H5 file wxtiles can read") from None
         raise IngestError(f"unreadable: {_first_line(exc)}") from None
     except (MemoryError, OSError, EOFError) as exc:
         raise IngestError(f"unreadable: {_first_line(exc)}") from None
 
 
-def _read(path: Path, layer: Layer, time: datetime | None, run: datetime | None, band: BandChoice | None) -> SourceField:
-    with open_source(path) as (src, stream):
-        if src.subdatasets and src.count == 0:
-            subdataset = _pick_subdataset(src.subdatasets, layer, band is not None)
-            with rasterio.open(subdataset) as sub:
-                return _read_dataset(sub, None, path, layer, time, run, band)
-        return _read_dataset(src, stream, path, layer, time, run, band)
+@dataclass(frozen=True)
+class _Step:
+    """Where one time step of a field is: per component (one, or U and V), a
+    subdataset (None = the file itself) and a band of it."""
+
+    sources: tuple[str | None, ...]
+    bands: tuple[int, ...]
 
 
-def _pick_subdataset(names: list[str], layer: Layer, explicit: bool) -> str:
-    by_variable = {name.rsplit(":", 1)[-1]: name for name in names}
-    for wanted in layer.selector.netcdf_names:
-        if wanted in by_variable:
-            return by_variable[wanted]
+def _plan(src: rasterio.DatasetReader, layer: Layer, band: BandChoice | None) -> list[_Step]:
+    if band is not None and len(band) == 2 and not layer.selector.is_vector:
+        raise IngestError(f"two bands (U,V) only make sense for a vector layer; {layer.id} takes one")
+    if src.subdatasets and src.count == 0:
+        names = _pick_subdatasets(src.subdatasets, layer)
+        if band is not None:
+            if len(band) != len(names):
+                raise IngestError(f"--band takes {len(names)} number(s) here, one per variable ({', '.join(_variable(n) for n in names)})")
+            return [_Step(tuple(names), band)]
+        counts = []
+        for name in names:
+            with rasterio.open(name) as sub:
+                counts.append(_time_steps(sub, _variable(name)))
+        if len(set(counts)) != 1:
+            raise IngestError(f"variables {', '.join(_variable(n) for n in names)} have different numbers of time steps")
+        return [_Step(tuple(names), (index,) * len(names)) for index in range(1, counts[0] + 1)]
+    if band is not None:
+        return [_Step((None,) * len(band), band)]
+    if src.driver == "GRIB":
+        return [_Step((None,) * len(bands), bands) for bands in [_select_grib_bands(src, layer)]]
+    return [_Step((None,), (index,)) for index in range(1, _time_steps(src, None) + 1)]
+
+
+def _variable(subdataset: str) -> str:
+    return subdataset.rsplit(":", 1)[-1]
+
+
+def _time_steps(src: rasterio.DatasetReader, variable: str | None) -> int:
+    """How many bands are time steps of one field; more than one band otherwise needs --band."""
+    if src.count == 1:
+        return 1
+    extra = src.tags().get("NETCDF_DIM_EXTRA", "").strip("{}").split(",")
+    extra = [name for name in extra if name]
+    if len(extra) == 1 and _is_time_axis(src, extra[0]):
+        return src.count
+    what = f"variable {variable}" if variable else "the file"
+    axes = f" (axes {', '.join(extra)})" if extra else ""
+    raise IngestError(f"{what} has {src.count} bands{axes}; say which with --band")
+
+
+def _is_time_axis(src: rasterio.DatasetReader, dimension: str) -> bool:
+    units = src.tags().get(f"{dimension}#units", "")
+    return bool(_CF_TIME_UNITS.match(units))
+
+
+def _pick_subdatasets(names: list[str], layer: Layer) -> list[str]:
+    """The NetCDF variable of the field itself, else a pair of components to take the speed of."""
+    by_variable = {_variable(name): name for name in names}
+    standard: dict[str, str] = {}
     for name in names:
         with rasterio.open(name) as sub:
-            standard = sub.tags().get(f"{name.rsplit(':', 1)[-1]}#standard_name") or sub.tags(1).get("standard_name")
-            if standard in layer.selector.netcdf_names:
-                return name
-    variables = ", ".join(by_variable)
-    raise IngestError(f"no variable for layer {layer.id} (looked for {', '.join(layer.selector.netcdf_names)}; file has {variables})")
+            found = sub.tags().get(f"{_variable(name)}#standard_name") or sub.tags(1).get("standard_name") if sub.count else None
+        if found:
+            standard.setdefault(found, name)
+
+    def lookup(wanted: str) -> str | None:
+        return by_variable.get(wanted) or standard.get(wanted)
+
+    selector = layer.selector
+    for wanted in selector.netcdf:
+        if lookup(wanted):
+            return [lookup(wanted)]  # type: ignore[list-item]
+    for u, v in selector.netcdf_components:
+        if lookup(u) and lookup(v):
+            return [lookup(u), lookup(v)]  # type: ignore[list-item]
+    looked = [*selector.netcdf, *(f"{u}+{v}" for u, v in selector.netcdf_components)]
+    raise IngestError(f"no variable for layer {layer.id} (looked for {', '.join(looked) or 'nothing'}; file has {', '.join(by_variable)})")
 
 
-def _read_dataset(
-    src: rasterio.DatasetReader, stream: BinaryIO | None, path: Path, layer: Layer,
-    time: datetime | None, run: datetime | None, band: BandChoice | None,
+def _read_step(
+    src: rasterio.DatasetReader, stream: BinaryIO | None, path: Path, layer: Layer, step: _Step,
+    time: datetime | None, run: datetime | None,
 ) -> SourceField:
-    if src.crs is None:
-        raise IngestError("has no coordinate reference system (not georeferenced)")
-    if src.transform.is_identity:
-        raise IngestError("has no geotransform (not georeferenced)")
-    if src.transform.b != 0 or src.transform.d != 0:
-        raise IngestError("has a rotated grid, which wxtiles does not ingest")
-    if band is not None and len(band) == 2 and layer.selector.components is None:
-        raise IngestError(f"two bands (U,V) only make sense for a vector layer; {layer.id} takes one")
-    bands = band or _select_bands(src, layer)
-    for index in bands:
-        if index > src.count:
-            raise IngestError(f"has {src.count} bands; band {index} does not exist")
-    codes = _read_png_codes(src, stream, bands[0], layer) if len(bands) == 1 else None
-    if codes is not None:
-        values = codes
-    else:
-        grids = [_read_band(src, index, layer) for index in bands]
-        if len(grids) == 2:
-            values = np.hypot(grids[0], grids[1]).astype(np.float32)
+    with contextlib.ExitStack() as stack:
+        datasets = [src if name is None else stack.enter_context(rasterio.open(name)) for name in step.sources]
+        first = datasets[0]
+        _check_georeference(first)
+        for dataset, index in zip(datasets, step.bands):
+            if index > dataset.count:
+                raise IngestError(f"has {dataset.count} bands; band {index} does not exist")
+        codes = None
+        if len(step.bands) == 1 and step.sources == (None,):
+            codes = _read_png_codes(src, stream, step.bands[0], layer)
+        if codes is not None:
+            values = codes
         else:
-            values = grids[0]
-    values, transform = _normalise_longitudes(values, src.transform, src.crs)
-    if codes is None:
-        values = _clean(values, layer)
-    valid, reference = _frame_times(src, bands[0], path)
+            grids = [_read_band(dataset, index, layer) for dataset, index in zip(datasets, step.bands)]
+            values = np.hypot(grids[0], grids[1]).astype(np.float32) if len(grids) == 2 else grids[0]
+            del grids
+        values, transform = _normalise_longitudes(values, first.transform, first.crs)
+        values, transform = _crop_to_mercator(values, transform, first.crs)
+        if codes is None:
+            values = _clean(values, layer)
+            _check_plausible(values, layer, _unit_label(first, step.bands[0]))
+        else:
+            _check_plausible(layer.encoding.decode(_sample(values)), layer, _unit_label(first, step.bands[0]))
+        valid, reference = _frame_times(first, step.bands[0], path)
+        description = ", ".join(_describe(dataset, index) for dataset, index in zip(datasets, step.bands))
+        crs = first.crs
     valid = time or valid
     if valid is None:
         raise IngestError("carries no time (GRIB times, NetCDF time or a stamp in the file name); pass --time")
@@ -199,40 +320,72 @@ def _read_dataset(
         # An observation from the future is a wrong clock or a typo; taking it
         # would make retention drop every real frame as "older than the newest".
         raise IngestError(f"observation time {format_utc(valid)} is in the future; check --time or the file")
-    description = ", ".join(_describe(src, index) for index in bands)
-    return SourceField(values, src.crs, transform, valid, run, description, encoded=codes is not None)
+    return SourceField(values, crs, transform, valid, run, description, encoded=codes is not None)
 
 
-def _select_bands(src: rasterio.DatasetReader, layer: Layer) -> BandChoice:
-    if src.driver != "GRIB":
-        if src.count == 1:
-            return (1,)
-        raise IngestError(f"has {src.count} bands; say which with --band")
+def _check_georeference(src: rasterio.DatasetReader) -> None:
+    if src.crs is None:
+        raise IngestError("has no coordinate reference system (not georeferenced)")
+    if src.transform.is_identity:
+        raise IngestError("has no geotransform (not georeferenced)")
+    if src.transform.b != 0 or src.transform.d != 0:
+        raise IngestError("has a rotated grid, which wxtiles does not ingest")
+    if src.driver == "netCDF" and src.crs.to_string() == "OGC:CRS84" and not _has_degree_axes(src):
+        # GDAL_NETCDF_ASSUME_LONGLAT takes any grid without a grid_mapping for
+        # lon/lat; only axes in degrees really are.
+        raise IngestError("has no grid_mapping and its axes are not latitude/longitude in degrees (not georeferenced)")
+
+
+def _has_degree_axes(src: rasterio.DatasetReader) -> bool:
+    units = {value.strip().lower() for key, value in src.tags().items() if key.endswith("#units")}
+    return bool(units & {"degrees_north", "degree_north", "degrees_n", "degreen"}) and bool(
+        units & {"degrees_east", "degree_east", "degrees_e", "degreee"}
+    )
+
+
+def _select_grib_bands(src: rasterio.DatasetReader, layer: Layer) -> BandChoice:
     selector = layer.selector
-    wanted = selector.components or selector.elements
-    found: dict[str, int] = {}
-    for index in range(1, src.count + 1):
-        tags = src.tags(index)
-        element = tags.get("GRIB_ELEMENT", "")
-        level = tags.get("GRIB_SHORT_NAME", "")
-        if element in wanted and element not in found and (not selector.levels or level in selector.levels):
-            found[element] = index
-    if selector.components:
-        if all(c in found for c in selector.components):
-            return tuple(found[c] for c in selector.components)
-    else:
-        for element in selector.elements:  # in order of preference
-            if element in found:
-                return (found[element],)
-    at = f" at {'/'.join(selector.levels)}" if selector.levels else ""
-    raise IngestError(f"no GRIB message for layer {layer.id} ({' and '.join(wanted)}{at}) among its {src.count} messages; pick one with --band")
+    messages = [(src.tags(i).get("GRIB_ELEMENT", ""), src.tags(i).get("GRIB_SHORT_NAME", "")) for i in range(1, src.count + 1)]
+
+    def first(match) -> int | None:  # noqa: ANN001 - a GribMatch
+        return next((i for i, (element, level) in enumerate(messages, 1) if match.matches(element, level)), None)
+
+    for u, v in selector.grib_components:
+        pair = (first(u), first(v))
+        if pair[0] and pair[1]:
+            return pair  # type: ignore[return-value]
+    for match in selector.grib:  # in order of preference
+        found = first(match)
+        if found:
+            return (found,)
+    wanted = [f"{u} and {v}" for u, v in selector.grib_components] + [str(m) for m in selector.grib]
+    if not wanted:
+        raise IngestError(f"layer {layer.id} names no GRIB fields; this file holds {src.count} GRIB messages")
+    raise IngestError(f"no GRIB message for layer {layer.id} ({' or '.join(wanted)}) among its {src.count} messages; pick one with --band")
 
 
 def _read_band(src: rasterio.DatasetReader, index: int, layer: Layer) -> np.ndarray:
-    masked = src.read(index, masked=True, out_dtype="float32")
-    values = masked.filled(np.nan).astype(np.float32, copy=False)
-    unit = src.tags(index).get("GRIB_UNIT") or src.tags(index).get("units")
-    return convert(values, unit, layer.units, f"band {index}")
+    """A band in the layer's units: nodata masked on the stored values, then GDAL's
+    scale and offset (CF ``scale_factor``/``add_offset``, GeoTIFF band scale) applied."""
+    masked = src.read(index, masked=True, out_dtype="float64" if _needs_double(src, index) else "float32")
+    values = masked.filled(np.nan)
+    scale, offset = src.scales[index - 1], src.offsets[index - 1]
+    if scale not in (None, 1.0):
+        values *= scale
+    if offset not in (None, 0.0):
+        values += offset
+    values = values.astype(np.float32, copy=False)
+    return convert(values, _unit_label(src, index), layer.units, f"band {index}")
+
+
+def _needs_double(src: rasterio.DatasetReader, index: int) -> bool:
+    """Packed 32-bit integers and doubles lose digits in float32 before their scale is applied."""
+    return src.dtypes[index - 1] in ("int32", "uint32", "float64", "int64", "uint64")
+
+
+def _unit_label(src: rasterio.DatasetReader, index: int) -> str | None:
+    tags = src.tags(index)
+    return tags.get("GRIB_UNIT") or tags.get("units") or (src.units[index - 1] if src.units else None) or None
 
 
 def _read_png_codes(src: rasterio.DatasetReader, stream: BinaryIO | None, index: int, layer: Layer) -> np.ndarray | None:
@@ -243,8 +396,7 @@ def _read_png_codes(src: rasterio.DatasetReader, stream: BinaryIO | None, index:
     conversion, :func:`_clean`, ``Encoding.encode``), so the codes are the same.
     """
     unit = src.tags(index).get("GRIB_UNIT")
-    # GDAL itself turns Kelvin into [C] (GRIB_NORMALIZE_UNITS); we do not replay that.
-    if src.driver != "GRIB" or stream is None or canonical_unit(unit or "") == "degC":
+    if src.driver != "GRIB" or stream is None:
         return None
     fields = grib_png.locate_fields(stream)
     if fields is None or len(fields) != src.count:
@@ -252,6 +404,8 @@ def _read_png_codes(src: rasterio.DatasetReader, stream: BinaryIO | None, index:
     field = grib_png.png_field(stream, fields[index - 1])
     if field is None or (field.rows, field.cols) != src.shape or not _same_columns(field, src.transform):
         return None
+    if _mercator_crop_rows(src.transform, src.shape[0], src.crs) != (0, src.shape[0]):
+        return None  # a grid reaching the poles; the GDAL path crops it
     values = grib_png.packed_values(field)
     nodata = src.nodatavals[index - 1]
     if nodata is not None:
@@ -277,8 +431,38 @@ def _clean(values: np.ndarray, layer: Layer) -> np.ndarray:
     return values
 
 
+def _sample(values: np.ndarray) -> np.ndarray:
+    stride = max(1, int(np.sqrt(values.size / PLAUSIBILITY_SAMPLE)))
+    return values[::stride, ::stride]
+
+
+def _check_plausible(values: np.ndarray, layer: Layer, unit_label: str | None) -> None:
+    """Refuse a field whose bulk lies outside the layer's plausible range.
+
+    A unit mistake (Kelvin read as Celsius, Pa as hPa) moves the whole field;
+    a few wild cells (radar clutter) do not, and are kept (encoding clips them).
+    """
+    sample = _sample(values)
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        return
+    low, high = layer.plausible_range
+    inside = np.count_nonzero((finite >= low) & (finite <= high)) / finite.size
+    if inside >= 0.5:
+        return
+    label = f" (labelled {unit_label!r})" if unit_label else " (no unit label)"
+    raise IngestError(
+        f"values are implausible for {layer.id} in {layer.units}: {100 * (1 - inside):.0f}% of them lie outside "
+        f"{low:g} to {high:g}, median {float(np.median(finite)):.6g}; the field's units{label} or the field itself look wrong"
+    )
+
+
 def _normalise_longitudes(values: np.ndarray, transform: Affine, crs: CRS) -> tuple[np.ndarray, Affine]:
-    """Bring a geographic grid on 0..360 longitudes to -180..180 (GFS, many NetCDFs)."""
+    """Bring a geographic grid on 0..360 longitudes to -180..180 (GFS, many NetCDFs).
+
+    A regional grid across 180 keeps its longitudes past 180; the COG step
+    serves both sides of the antimeridian.
+    """
     if not crs.is_geographic:
         return values, transform
     west = transform.c
@@ -292,7 +476,30 @@ def _normalise_longitudes(values: np.ndarray, transform: Affine, crs: CRS) -> tu
         split = int(round((180.0 - west) / transform.a))
         rolled = np.concatenate([values[:, split:], values[:, :split]], axis=1)
         return rolled, Affine(transform.a, 0, west + split * transform.a - 360.0, 0, transform.e, transform.f)
-    raise IngestError("is a regional grid across the antimeridian, which wxtiles does not ingest yet")
+    return values, transform
+
+
+def _mercator_crop_rows(transform: Affine, rows: int, crs: CRS) -> tuple[int, int]:
+    """Rows of a north-up lon/lat grid that reach inside Web Mercator's +-85.05 deg.
+
+    Rows wholly beyond it can never be drawn, and warping them makes PROJ print
+    an "Invalid latitude" error for each pole row.
+    """
+    if not crs.is_geographic or transform.e >= 0:
+        return 0, rows
+    north = transform.f
+    first = max(0, int(np.floor((north - WEB_MERCATOR_MAX_LAT) / -transform.e)))
+    last = min(rows, int(np.ceil((north + WEB_MERCATOR_MAX_LAT) / -transform.e)))
+    return first, max(first, last)
+
+
+def _crop_to_mercator(values: np.ndarray, transform: Affine, crs: CRS) -> tuple[np.ndarray, Affine]:
+    first, last = _mercator_crop_rows(transform, values.shape[0], crs)
+    if (first, last) == (0, values.shape[0]):
+        return values, transform
+    if first == last:
+        raise IngestError("lies wholly beyond 85 deg of latitude, outside Web Mercator")
+    return values[first:last], transform * Affine.translation(0, first)
 
 
 def _frame_times(src: rasterio.DatasetReader, index: int, path: Path) -> tuple[datetime | None, datetime | None]:
@@ -335,34 +542,26 @@ def _epoch(text: str | None) -> datetime | None:
 
 
 def _netcdf_time(src: rasterio.DatasetReader, index: int) -> datetime | None:
+    """The band's time from its CF time coordinate (any axis whose units are "<unit> since <origin>")."""
     tags = src.tags()
-    band_tags = src.tags(index)
-    raw = band_tags.get("NETCDF_DIM_time")
-    units = tags.get("time#units")
-    if raw is None or units is None:
-        return None
-    match = _CF_TIME_UNITS.match(units)
-    if not match:
-        raise IngestError(f"has a time coordinate in units {units!r}, which wxtiles cannot read")
-    unit, origin_text = match.groups()
-    origin_text = origin_text.replace(" UTC", "").replace("Z", "").strip()
-    try:
-        origin = datetime.fromisoformat(origin_text.replace(" ", "T", 1))
-    except ValueError:
-        raise IngestError(f"has a time origin {origin_text!r} that wxtiles cannot read") from None
-    if origin.tzinfo is None:
-        origin = origin.replace(tzinfo=timezone.utc)
-    step = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit[0].lower()]
-    try:
-        return (origin + timedelta(**{step: float(raw)})).astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        raise IngestError(f"has a time coordinate value {raw!r} that is not a usable time") from None
+    for key, raw in src.tags(index).items():
+        if not key.startswith("NETCDF_DIM_"):
+            continue
+        dimension = key[len("NETCDF_DIM_"):]
+        units = tags.get(f"{dimension}#units")
+        if units is None or not _CF_TIME_UNITS.match(units):
+            continue
+        return cf_time(raw, units, tags.get(f"{dimension}#calendar"))
+    return None
 
 
 def _describe(src: rasterio.DatasetReader, index: int) -> str:
     tags = src.tags(index)
     if "GRIB_ELEMENT" in tags:
         return f"{tags['GRIB_ELEMENT']} {tags.get('GRIB_SHORT_NAME', '')}".strip()
+    variable = tags.get("NETCDF_VARNAME")
+    if variable:
+        return variable if src.count == 1 else f"{variable} step {index}"
     return src.descriptions[index - 1] or f"band {index}"
 
 

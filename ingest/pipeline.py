@@ -6,7 +6,7 @@ import contextlib
 import logging
 import sys
 from time import monotonic
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +15,7 @@ import rasterio
 from tqdm import tqdm
 
 from ingest.cog import build_cog
-from ingest.decode import BandChoice, read_field
+from ingest.decode import BandChoice, SourceField, read_fields
 from ingest.errors import IngestError
 from ingest.motion import build_motion, ensure_latest_motion
 from tileserver.layers import Layer
@@ -42,9 +42,44 @@ def ingest_file(
     run: datetime | None = None,
     band: BandChoice | None = None,
 ) -> PublishResult:
-    """Ingest one file; raises :class:`IngestError` and publishes nothing on failure."""
+    """Ingest one file's field (its first time step); raises :class:`IngestError` and publishes nothing on failure."""
+    fields = read_fields(path, layer, time=time, run=run, band=band)
+    try:
+        result = _publish_next(store, fields, layer, path.name)
+    finally:
+        fields.close()
+    assert result is not None  # read_fields yields at least one field or raises
+    return result
+
+
+def ingest_source(
+    store: Store,
+    path: Path,
+    layer: Layer,
+    *,
+    time: datetime | None = None,
+    run: datetime | None = None,
+    band: BandChoice | None = None,
+) -> list[PublishResult]:
+    """Ingest every time step of one file, in file order. A failing step stops the
+    file with :class:`IngestError`; the steps published before it stay (each is a whole frame)."""
+    fields = read_fields(path, layer, time=time, run=run, band=band)
+    results = []
+    while (result := _publish_next(store, fields, layer, path.name)) is not None:
+        results.append(result)
+    return results
+
+
+def _publish_next(store: Store, fields: Iterator[SourceField], layer: Layer, source_name: str) -> PublishResult | None:
+    """Decode the next field, build its COG, motion field and series sidecar, and publish them.
+
+    The field is pulled here rather than passed in so that this frame holds the
+    only reference to the grid, and ``del source`` really frees it before motion estimation.
+    """
     started = monotonic()
-    source = read_field(path, layer, time=time, run=run, band=band)
+    source = next(fields, None)
+    if source is None:
+        return None
     frame_time, frame_run = source.time, source.run
     try:
         work = store.storage.temporary_path(".tif")
@@ -63,7 +98,7 @@ def ingest_file(
             motion = _motion(store, layer, work, frame_time, motion_work)
             result = store.publish(
                 layer, work, time=frame_time, run=frame_run, digest=built.digest,
-                bounds=built.bounds, native_zoom=built.native_zoom, source=path.name, motion=motion,
+                bounds=built.bounds, native_zoom=built.native_zoom, source=source_name, motion=motion,
                 series=_series(work, series_work), started=started,
             )
             _latest_motion(store, layer)
@@ -122,7 +157,7 @@ def ingest_files(
     with tqdm(paths, unit="file", disable=not progress or len(paths) < 2, desc=f"ingest {layer.id}") as bar:
         for path in bar:
             try:
-                report.published.append(ingest_file(store, path, layer, time=time, run=run, band=band))
+                report.published.extend(ingest_source(store, path, layer, time=time, run=run, band=band))
             except IngestError as exc:
                 report.failed.append((path, str(exc)))
                 if progress:

@@ -31,7 +31,7 @@ def test_ingest_good_and_bad_files(tmp_path: Path) -> None:
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 4, result.stderr
     assert errors[0].startswith(str(truncated)) and "corrupt gzip" in errors[0]
-    assert errors[1] == f"{text}: unsupported format: not a GeoTIFF, NetCDF or GRIB2 file GDAL can read"
+    assert errors[1] == f"{text}: unsupported format: not a GeoTIFF, NetCDF, GRIB or ODIM_H5 file wxtiles can read"
     assert errors[2].startswith(str(missing)) and "no such file" in errors[2]
     assert errors[3] == "3 of 5 files failed"
     assert "Traceback" not in result.stderr

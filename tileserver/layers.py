@@ -1,19 +1,41 @@
-"""The layer registry: every layer wxtiles knows, declared as data in one place.
+"""The layer registry: every layer wxtiles knows, read from TOML.
 
 A layer says what a frame holds (units, observed or forecast), how its values are
 stored in the COG (:class:`Encoding`), how they are resampled, which colormap
-draws them by default, and how to find the field in a source file.
+draws them by default, and how to find the field in a source file
+(:class:`FieldSelector`). The built-in layers are ``layers.toml`` beside this
+module; ``WXTILES_LAYERS`` names an operator's file that adds layers or replaces
+built-in ones by id. A wrong file raises :class:`LayerConfigError`, one line
+naming the layer and the key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
+import colormaps
+
 Kind = Literal["observed", "forecast"]
 Resampling = Literal["nearest", "bilinear"]
+
+
+DType = Literal["uint8", "uint16", "int16"]
+
+BUILTIN_LAYERS_FILE = Path(__file__).with_name("layers.toml")
+LAYERS_ENV = "WXTILES_LAYERS"
+
+
+class LayerConfigError(ValueError):
+    """A layers file that cannot be used; the message is one line naming the file, layer and key."""
 
 
 class UnknownLayerError(KeyError):
@@ -31,7 +53,7 @@ class Encoding:
     no coverage, as MRMS keeps -99 apart from -999.
     """
 
-    dtype: Literal["uint8", "uint16", "int16"]
+    dtype: DType
     scale: float
     offset: float
     nodata: int
@@ -82,19 +104,41 @@ class Encoding:
 
 
 @dataclass(frozen=True)
-class FieldSelector:
-    """How to find a layer's field in a multi-message GRIB2 file.
+class GribMatch:
+    """A GRIB element (GDAL's ``GRIB_ELEMENT``) and the levels it is taken at
+    (``GRIB_SHORT_NAME``, such as ``2-HTGL``; empty = any level)."""
 
-    Matched against GDAL's band tags: ``GRIB_ELEMENT`` must be one of
-    ``elements`` and, when ``levels`` is set, ``GRIB_SHORT_NAME`` one of them.
-    For a vector magnitude (wind speed), ``components`` names the two elements.
+    element: str
+    levels: tuple[str, ...] = ()
+
+    def matches(self, element: str, level: str) -> bool:
+        return element == self.element and (not self.levels or level in self.levels)
+
+    def __str__(self) -> str:
+        return f"{self.element} at {'/'.join(self.levels)}" if self.levels else self.element
+
+
+@dataclass(frozen=True)
+class FieldSelector:
+    """How to find a layer's field in a source file, in order of preference.
+
+    ``grib`` and ``netcdf`` name the field itself (NetCDF: variable or
+    ``standard_name``), ``odim`` the ODIM_H5 quantities. A vector magnitude
+    (wind speed) may instead be computed from component pairs, each pair
+    naming its eastward and northward components as GRIB elements or NetCDF
+    names; a pair is tried before the field itself in GRIB files, where a
+    model's own speed field is often a period maximum.
     """
 
-    elements: tuple[str, ...] = ()
-    levels: tuple[str, ...] = ()
-    components: tuple[str, str] | None = None
-    # NetCDF variables tried in order (standard_name or variable name).
-    netcdf_names: tuple[str, ...] = ()
+    grib: tuple[GribMatch, ...] = ()
+    netcdf: tuple[str, ...] = ()
+    odim: tuple[str, ...] = ()
+    grib_components: tuple[tuple[GribMatch, GribMatch], ...] = ()
+    netcdf_components: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_vector(self) -> bool:
+        return bool(self.grib_components or self.netcdf_components)
 
 
 @dataclass(frozen=True)
@@ -106,8 +150,11 @@ class Layer:
     encoding: Encoding
     resampling: Resampling
     colormap: str
-    # The range a colour scale should span; also used to clip bad source values.
+    # The range a colour scale spans.
     value_range: tuple[float, float]
+    # The range the bulk of a source field must fall in, or the file is refused
+    # (a unit mistake, such as Kelvin labelled Celsius, shows up here).
+    plausible_range: tuple[float, float]
     selector: FieldSelector
     # Source values below this are "no echo" (MRMS writes -99 dBZ for it).
     no_echo_below: float | None = None
@@ -120,7 +167,6 @@ class Layer:
     # Event thresholds (in ``units``) at which nowcasts are verified (CSI, POD, FAR).
     thresholds: tuple[float, ...] = ()
     attribution: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def overview_resampling(self) -> str:
@@ -128,106 +174,266 @@ class Layer:
         return "nearest" if self.resampling == "nearest" else "average"
 
 
-# IEM N0Q style: 0.5 dBZ steps; code 0 = no echo, 255 = no coverage. Radar and
-# model reflectivity share it, so one colour table and one legend serve both.
-DBZ_ENCODING = Encoding(dtype="uint8", scale=0.5, offset=-32.5, nodata=255, no_echo=0)
-# 0.01 steps from 0 to 655.34 (mm/h, m/s).
-CENTI_ENCODING = Encoding(dtype="uint16", scale=0.01, offset=0.0, nodata=65535)
+# --- reading layers files -------------------------------------------------
 
-LAYERS: dict[str, Layer] = {
-    layer.id: layer
-    for layer in (
-        Layer(
-            id="reflectivity",
-            title="Radar reflectivity (composite)",
-            units="dBZ",
-            kind="observed",
-            encoding=DBZ_ENCODING,
-            resampling="nearest",
-            colormap="nws-reflectivity",
-            value_range=(-10.0, 75.0),
-            selector=FieldSelector(
-                elements=("MergedReflectivityQCComposite", "MergedReflectivityQComposite", "REFC", "MergedBaseReflectivityQC"),
-                netcdf_names=("equivalent_reflectivity_factor", "reflectivity", "DBZH", "dbz", "REFC"),
-            ),
-            no_echo_below=-32.0,
-            missing_values=(-999.0,),
-            cadence_minutes=5,
-            nowcast=True,
-            thresholds=(20.0, 30.0, 40.0),
-            attribution="NOAA MRMS",
-        ),
-        Layer(
-            id="precip-rate",
-            title="Precipitation rate",
-            units="mm/h",
-            kind="observed",
-            encoding=CENTI_ENCODING,
-            resampling="bilinear",
-            colormap="precip-rate",
-            value_range=(0.0, 100.0),
-            selector=FieldSelector(
-                elements=("PrecipRate", "PRATE", "RadarOnlyQPE01H"),
-                netcdf_names=("rainfall_rate", "precipitation_flux", "precip_rate", "RATE", "PrecipRate"),
-            ),
-            missing_values=(-1.0, -3.0, -999.0),
-            cadence_minutes=5,
-            nowcast=True,
-            thresholds=(1.0, 5.0, 10.0),
-            attribution="NOAA MRMS",
-        ),
-        Layer(
-            id="reflectivity-model",
-            title="Composite reflectivity (model forecast)",
-            units="dBZ",
-            kind="forecast",
-            encoding=DBZ_ENCODING,
-            resampling="nearest",
-            colormap="nws-reflectivity",
-            value_range=(-10.0, 75.0),
-            selector=FieldSelector(elements=("REFC",), levels=("0-EATM",), netcdf_names=("REFC", "refc")),
-            no_echo_below=-32.0,
-            cadence_minutes=60,
-            attribution="NOAA NCEP HRRR",
-        ),
-        Layer(
-            id="temperature-2m",
-            title="Temperature 2 m (model)",
-            units="degC",
-            kind="forecast",
-            # 0.01 degC steps from -327 to +327 degC.
-            encoding=Encoding(dtype="int16", scale=0.01, offset=0.0, nodata=-32768),
-            resampling="bilinear",
-            colormap="temperature",
-            value_range=(-40.0, 45.0),
-            selector=FieldSelector(
-                elements=("TMP",),
-                levels=("2-HTGL",),
-                netcdf_names=("air_temperature", "t2m", "TMP_2maboveground", "temperature"),
-            ),
-            cadence_minutes=60,
-            attribution="NOAA NCEP",
-        ),
-        Layer(
-            id="wind-speed-10m",
-            title="Wind speed 10 m (model)",
-            units="m/s",
-            kind="forecast",
-            encoding=CENTI_ENCODING,
-            resampling="bilinear",
-            colormap="wind-speed",
-            value_range=(0.0, 40.0),
-            selector=FieldSelector(
-                elements=("WIND",),
-                levels=("10-HTGL",),
-                components=("UGRD", "VGRD"),
-                netcdf_names=("wind_speed", "si10", "WIND_10maboveground"),
-            ),
-            cadence_minutes=60,
-            attribution="NOAA NCEP",
-        ),
-    )
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_KEYS = {
+    "id", "title", "units", "kind", "colormap", "range", "plausible", "step", "dtype", "offset", "nodata",
+    "no_echo", "no_echo_below", "missing_values", "resampling", "cadence_minutes", "nowcast", "thresholds",
+    "attribution", "match",
 }
+_MATCH_KEYS = {"grib", "grib_level", "netcdf", "odim", "speed_of"}
+_DEFAULT_NODATA: dict[str, int] = {"uint8": 255, "uint16": 65535, "int16": -32768}
+
+
+class _Entry:
+    """One ``[[layers]]`` table, read key by key with errors that name both."""
+
+    def __init__(self, table: Mapping[str, Any], where: str) -> None:
+        self.table = table
+        self.where = where
+
+    def fail(self, key: str, problem: str) -> LayerConfigError:
+        return LayerConfigError(f"{self.where}, key {key!r}: {problem}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        if key not in self.table:
+            if required:
+                raise self.fail(key, "missing")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.fail(key, f"expected {_kind_name(kind)}, got {value!r}")
+        if not isinstance(value, kind):
+            raise self.fail(key, f"expected {_kind_name(kind)}, got {value!r}")
+        return value
+
+    def text(self, key: str, required: bool = True, default: str = "") -> str:
+        value = self.get(key, str, default, required)
+        if required and not value.strip():
+            raise self.fail(key, "must not be empty")
+        return value
+
+    def number(self, key: str, default: float | None = None, required: bool = False) -> float | None:
+        value = self.get(key, (int, float), default, required)
+        if value is not None and not math.isfinite(value):
+            raise self.fail(key, f"must be a finite number, got {value!r}")
+        return None if value is None else float(value)
+
+    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
+        value = self.get(key, str, default, default is None)
+        if value not in options:
+            raise self.fail(key, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def numbers(self, key: str, length: int | None = None) -> tuple[float, ...] | None:
+        value = self.get(key, list)
+        if value is None:
+            return None
+        if length is not None and len(value) != length:
+            raise self.fail(key, f"expected {length} numbers, got {value!r}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+            raise self.fail(key, f"expected numbers, got {value!r}")
+        return tuple(float(v) for v in value)
+
+    def span(self, key: str, required: bool) -> tuple[float, float] | None:
+        value = self.numbers(key, 2)
+        if value is None:
+            if required:
+                raise self.fail(key, "missing")
+            return None
+        if not value[0] < value[1]:
+            raise self.fail(key, f"expected [min, max] with min < max, got {list(value)}")
+        return value[0], value[1]
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "a number", float: "a number", str: "a string", bool: "true or false", list: "a list", dict: "a table"}
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
+
+
+def _encoding(entry: _Entry, value_range: tuple[float, float]) -> Encoding:
+    step = entry.number("step", required=True)
+    assert step is not None
+    if step <= 0:
+        raise entry.fail("step", f"must be more than 0, got {step:g}")
+    dtype = entry.choice("dtype", ("uint8", "uint16", "int16"), "uint16")
+    info = np.iinfo(dtype)
+    nodata = entry.get("nodata", int, _DEFAULT_NODATA[dtype])
+    no_echo = entry.get("no_echo", int)
+    for key, code in (("nodata", nodata), ("no_echo", no_echo)):
+        if code is not None and not info.min <= code <= info.max:
+            raise entry.fail(key, f"{code} does not fit in {dtype}")
+    offset = entry.number("offset")
+    if offset is None:
+        # Physical zero at code zero for quantities that are never negative;
+        # otherwise the colour range sits in the middle of the codes.
+        middle = (value_range[0] + value_range[1]) / 2
+        centre = (int(info.min) + int(info.max)) // 2
+        offset = 0.0 if value_range[0] >= 0 and info.min == 0 else round(middle / step) * step - centre * step
+    encoding = Encoding(dtype=dtype, scale=step, offset=offset, nodata=nodata, no_echo=no_echo)
+    low, high = encoding.value_range
+    if low > value_range[0] + step / 2 or high < value_range[1] - step / 2:
+        raise entry.fail("step", f"{dtype} codes of {step:g} from offset {offset:g} reach {low:g} to {high:g}, "
+                                 f"short of the range {value_range[0]:g} to {value_range[1]:g}; use a coarser step or a wider dtype")
+    return encoding
+
+
+def _grib_match(entry: _Entry, text: Any, levels: tuple[str, ...], key: str) -> GribMatch:
+    if not isinstance(text, str) or not text.strip():
+        raise entry.fail(key, f"expected GRIB element names such as \"TMP\" or \"TMP:2-HTGL\", got {text!r}")
+    element, _, level = text.partition(":")
+    return GribMatch(element.strip(), (level.strip(),) if level else levels)
+
+
+def _names(entry: _Entry, match: Mapping[str, Any], key: str) -> list[Any]:
+    value = match.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise entry.fail(f"match.{key}", f"expected a list of names, got {value!r}")
+    return value
+
+
+def _selector(entry: _Entry) -> FieldSelector:
+    match = entry.get("match", dict, required=True)
+    unknown = sorted(set(match) - _MATCH_KEYS)
+    if unknown:
+        raise entry.fail(f"match.{unknown[0]}", f"unknown key; match takes {', '.join(sorted(_MATCH_KEYS))}")
+    levels = tuple(_names(entry, match, "grib_level"))
+    if not all(isinstance(level, str) and level for level in levels):
+        raise entry.fail("match.grib_level", f"expected level short names such as \"2-HTGL\", got {list(levels)!r}")
+    grib = tuple(_grib_match(entry, name, levels, "match.grib") for name in _names(entry, match, "grib"))
+    plain: dict[str, tuple[str, ...]] = {}
+    for key in ("netcdf", "odim"):
+        names = _names(entry, match, key)
+        if not all(isinstance(name, str) and name.strip() for name in names):
+            raise entry.fail(f"match.{key}", f"expected a list of names, got {names!r}")
+        plain[key] = tuple(name.strip() for name in names)
+    pairs = _names(entry, match, "speed_of")
+    if pairs and all(isinstance(p, str) for p in pairs):
+        pairs = [pairs]  # one pair written flat: speed_of = ["UGRD", "VGRD"]
+    grib_pairs: list[tuple[GribMatch, GribMatch]] = []
+    netcdf_pairs: list[tuple[str, str]] = []
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) and p.strip() for p in pair)):
+            raise entry.fail("match.speed_of", f"expected [eastward, northward] component names, got {pair!r}")
+        u, v = (_grib_match(entry, p, levels, "match.speed_of") for p in pair)
+        grib_pairs.append((u, v))
+        if ":" not in pair[0] + pair[1]:
+            netcdf_pairs.append((pair[0].strip(), pair[1].strip()))
+    selector = FieldSelector(grib, plain["netcdf"], plain["odim"], tuple(grib_pairs), tuple(netcdf_pairs))
+    if not (selector.grib or selector.netcdf or selector.odim or selector.is_vector):
+        raise entry.fail("match", "names no field: give grib, netcdf, odim or speed_of names")
+    return selector
+
+
+def parse_layer(table: Mapping[str, Any], where: str) -> Layer:
+    """One ``[[layers]]`` table as a :class:`Layer`; ``where`` names it in errors."""
+    entry = _Entry(table, where)
+    layer_id = entry.text("id")
+    if not _ID.match(layer_id):
+        raise entry.fail("id", f"{layer_id!r} must be lower-case letters, digits, '.', '_' or '-' (one URL path segment)")
+    entry.where = f"{where} (layer {layer_id!r})"
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise entry.fail(unknown[0], "unknown key")
+    value_range = entry.span("range", required=True)
+    assert value_range is not None
+    span = value_range[1] - value_range[0]
+    plausible = entry.span("plausible", required=False) or (value_range[0] - span, value_range[1] + span)
+    cadence = entry.get("cadence_minutes", int, 5)
+    if not 1 <= cadence <= 1440:
+        raise entry.fail("cadence_minutes", f"must be 1 to 1440, got {cadence}")
+    thresholds = entry.numbers("thresholds") or ()
+    missing = entry.numbers("missing_values") or ()
+    colormap = entry.text("colormap")
+    if colormap not in colormaps.names():
+        raise entry.fail("colormap", f"unknown colormap {colormap!r}; known: {', '.join(colormaps.names())}")
+    units = entry.text("units")
+    found = colormaps.get(colormap)
+    if found.units is not None and found.units != units:
+        raise entry.fail("colormap", f"{colormap!r} is in {found.units}, the layer in {units}; use a normalised scale such as viridis")
+    return Layer(
+        id=layer_id,
+        title=entry.text("title"),
+        units=units,
+        kind=entry.choice("kind", ("observed", "forecast")),  # type: ignore[arg-type]
+        encoding=_encoding(entry, value_range),
+        resampling=entry.choice("resampling", ("nearest", "bilinear"), "bilinear"),  # type: ignore[arg-type]
+        colormap=colormap,
+        value_range=value_range,
+        plausible_range=plausible,
+        selector=_selector(entry),
+        no_echo_below=entry.number("no_echo_below"),
+        missing_values=missing,
+        cadence_minutes=cadence,
+        nowcast=entry.get("nowcast", bool, False),
+        thresholds=thresholds,
+        attribution=entry.text("attribution", required=False),
+    )
+
+
+def read_layers_file(path: Path) -> list[Layer]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LayerConfigError(f"layers file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LayerConfigError(f"layers file {path}: unreadable ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LayerConfigError(f"layers file {path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(document) - {"layers"})
+    if unknown:
+        raise LayerConfigError(f"layers file {path}: unknown top-level key {unknown[0]!r}; write [[layers]] tables")
+    tables = document.get("layers", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise LayerConfigError(f"layers file {path}: 'layers' must be [[layers]] tables")
+    layers = [parse_layer(table, f"layers file {path}, entry {number}") for number, table in enumerate(tables, 1)]
+    seen: set[str] = set()
+    for layer in layers:
+        if layer.id in seen:
+            raise LayerConfigError(f"layers file {path}: layer {layer.id!r} is defined twice")
+        seen.add(layer.id)
+    return layers
+
+
+def load_layers(extra: Path | None = None) -> dict[str, Layer]:
+    """The built-in layers, then ``extra``'s, which add layers or replace built-in ones by id."""
+    layers = {layer.id: layer for layer in read_layers_file(BUILTIN_LAYERS_FILE)}
+    if extra is not None:
+        layers.update((layer.id, layer) for layer in read_layers_file(extra))
+    return layers
+
+
+class LayerRegistry(Mapping[str, Layer]):
+    """The layers of this process, read on first use from the files the environment names.
+
+    Reading lazily lets the command line report a wrong ``WXTILES_LAYERS`` file as
+    one line instead of failing at import.
+    """
+
+    def __init__(self) -> None:
+        self._layers: dict[str, Layer] | None = None
+
+    def _load(self) -> dict[str, Layer]:
+        if self._layers is None:
+            extra = os.environ.get(LAYERS_ENV, "").strip()
+            self._layers = load_layers(Path(extra) if extra else None)
+        return self._layers
+
+    def __getitem__(self, layer_id: str) -> Layer:
+        return self._load()[layer_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+LAYERS = LayerRegistry()
 
 
 def get_layer(layer_id: str) -> Layer:

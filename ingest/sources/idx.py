@@ -155,27 +155,27 @@ def find_field(entries: Sequence[IdxEntry], variable: str, levels: Sequence[str]
 def fields_for_layer(entries: Sequence[IdxEntry], layer: Layer) -> list[IdxEntry]:
     """The messages a layer reads, chosen the way :mod:`ingest.decode` picks bands.
 
-    Vector layers need every component; others the first of their elements (in
-    order of preference) that the inventory lists. Raises :class:`MissingFieldError`.
+    A vector layer takes the first component pair the inventory lists in full,
+    else a field of its own; others the first of their elements (in order of
+    preference) that the inventory lists. Raises :class:`MissingFieldError`.
     """
     selector = layer.selector
-    levels = selector.levels
-    at = f" at {'/'.join(levels)}" if levels else ""
-    if selector.components:
-        found = []
-        for component in selector.components:
-            entry = find_field(entries, component, levels)
-            if entry is None:
-                raise MissingFieldError(f"the .idx lists no {component}{at}")
-            found.append(entry)
-        return found
-    for element in selector.elements:
-        entry = find_field(entries, element, levels)
+    partial: list[str] = []
+    for pair in selector.grib_components:
+        found = [find_field(entries, match.element, match.levels) for match in pair]
+        if all(found):
+            return found  # type: ignore[return-value]
+        if any(found) and not partial:
+            partial = [str(match) for match, entry in zip(pair, found) if entry is None]
+    for match in selector.grib:
+        entry = find_field(entries, match.element, match.levels)
         if entry is not None:
             return [entry]
-    raise MissingFieldError(f"the .idx lists no {' or '.join(selector.elements) or 'field'}{at}")
+    # Half a component pair is the likeliest mistake (a truncated inventory): name what is missing.
+    wanted = partial or [str(m) for m in (*[pair[0] for pair in selector.grib_components], *selector.grib)]
+    raise MissingFieldError(f"the .idx lists no {' or '.join(wanted) or 'field'}")
 
 
 def is_grib_layer(layer: Layer) -> bool:
     """Layers a model fetcher can fill: forecasts with GRIB element names to look for."""
-    return layer.kind == "forecast" and bool(layer.selector.components or layer.selector.elements)
+    return layer.kind == "forecast" and bool(layer.selector.grib_components or layer.selector.grib)

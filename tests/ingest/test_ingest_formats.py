@@ -180,10 +180,16 @@ def test_hrrr_wind_speed_from_components(store: Store, hrrr_file: Path) -> None:
 
 
 def test_hrrr_composite_reflectivity(store: Store, hrrr_file: Path) -> None:
-    frame = ingest_file(store, hrrr_file, LAYERS["reflectivity"]).frame
-    assert frame.time == RUN + timedelta(hours=3) and frame.run is None
+    frame = ingest_file(store, hrrr_file, LAYERS["reflectivity-model"]).frame
+    assert frame.time == RUN + timedelta(hours=3) and frame.run == RUN
     grid, crs, transform = truth(hrrr_file, 1)
-    assert check_values(store, frame, LAYERS["reflectivity"], grid, crs, transform, n=200, focus=grid > 5) > 150
+    assert check_values(store, frame, LAYERS["reflectivity-model"], grid, crs, transform, n=200, focus=grid > 5) > 150
+
+
+def test_model_reflectivity_is_not_an_observation(store: Store, hrrr_file: Path) -> None:
+    """A model's REFC never lands in the observed radar layer, where it would get nowcasts."""
+    with pytest.raises(IngestError, match="no GRIB message for layer reflectivity"):
+        ingest_file(store, hrrr_file, LAYERS["reflectivity"])
 
 
 def test_gfs_global_0_360_longitudes(store: Store, tmp_path: Path) -> None:
