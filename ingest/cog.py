@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
+import rasterio.warp
 from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 
@@ -45,6 +46,8 @@ class _ExpectedGdalNotes(logging.Filter):
 logging.getLogger("rasterio._env").addFilter(_ExpectedGdalNotes())
 
 WEB_MERCATOR_MAX_LAT = 85.0511287798066
+# COG blocks: four 256-px XYZ tiles each, so a tile read touches one block.
+BLOCK_SIZE = 512
 # Metres per pixel at zoom 0 of 256-px tiles.
 ZOOM0_RESOLUTION = 2 * math.pi * 6378137 / 256
 # Rows encoded at a time: Encoding.encode makes several float temporaries of
@@ -63,7 +66,7 @@ class BuiltCog:
 def cog_options(layer: Layer) -> dict[str, str]:
     return {
         "TILING_SCHEME": "GoogleMapsCompatible",
-        "BLOCKSIZE": "512",
+        "BLOCKSIZE": str(BLOCK_SIZE),
         "COMPRESS": "ZSTD",
         "LEVEL": "9",
         "PREDICTOR": "YES",
@@ -85,7 +88,7 @@ def encode_in_blocks(values: np.ndarray, encoding: Encoding, block_rows: int = E
     return codes
 
 
-def _write_cog(codes: np.ndarray, field: SourceField, layer: Layer, out: Path) -> None:
+def _write_cog(codes: np.ndarray, field: SourceField, layer: Layer, out: Path, zoom: int | None) -> None:
     """Warp ``codes`` into a COG, GDAL reading them straight from our array.
 
     rasterio's MemoryDataset wraps the array as a GDAL MEM dataset without a
@@ -102,14 +105,16 @@ def _write_cog(codes: np.ndarray, field: SourceField, layer: Layer, out: Path) -
             with memory.open(**profile) as grid:
                 grid.write(codes, 1)
             with memory.open() as grid:
-                rasterio.shutil.copy(grid, str(out), driver="COG", **cog_options(layer))
+                options = cog_options(layer) if zoom is None else {**cog_options(layer), "ZOOM_LEVEL": str(_matrix_level(zoom))}
+                rasterio.shutil.copy(grid, str(out), driver="COG", **options)
         return
     bands = np.ascontiguousarray(codes)[np.newaxis]
     with quiet_georeference():  # the constructor reads the transform before it sets it
         grid = MemoryDataset(bands, transform=field.transform, crs=field.crs, copy=False)
+    options = cog_options(layer) if zoom is None else {**cog_options(layer), "ZOOM_LEVEL": str(_matrix_level(zoom))}
     with grid:
         grid.nodata = layer.encoding.nodata
-        rasterio.shutil.copy(grid, str(out), driver="COG", **cog_options(layer))
+        rasterio.shutil.copy(grid, str(out), driver="COG", **options)
 
 
 def build_cog(field: SourceField, layer: Layer, out: Path) -> BuiltCog:
@@ -119,15 +124,19 @@ def build_cog(field: SourceField, layer: Layer, out: Path) -> BuiltCog:
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(codes).data)  # no tobytes() copy of the grid
     digest.update(repr((field.crs.to_wkt(), tuple(field.transform), codes.dtype.str, codes.shape)).encode())
-    _write_cog(codes, field, layer, out)
-    with rasterio.open(out) as cog:
-        native_zoom = round(math.log2(ZOOM0_RESOLUTION / cog.res[0]))
     west, south, east, north = transform_bounds(
         field.crs, "EPSG:4326",
         field.transform.c, field.transform.f + field.transform.e * rows,
         field.transform.c + field.transform.a * cols, field.transform.f,
         densify_pts=21,
     )
+    west, east = _longitude_span(west, east)
+    # Across the antimeridian (west > east, as RFC 7946 writes it) the COG spans every
+    # longitude, and GDAL would pick its zoom for that whole width: far too coarse.
+    crosses = west > east
+    _write_cog(codes, field, layer, out, zoom=_zoom_at_centre(field, rows, cols) if crosses else None)
+    with rasterio.open(out) as cog:
+        native_zoom = round(math.log2(ZOOM0_RESOLUTION / cog.res[0]))
     bounds = (
         max(west, -180.0), max(south, -WEB_MERCATOR_MAX_LAT),
         min(east, 180.0), min(north, WEB_MERCATOR_MAX_LAT),
@@ -135,3 +144,29 @@ def build_cog(field: SourceField, layer: Layer, out: Path) -> BuiltCog:
     return BuiltCog(out, digest.hexdigest(), tuple(round(v, 6) for v in bounds), native_zoom)  # type: ignore[arg-type]
 
 
+def _matrix_level(zoom: int) -> int:
+    """The COG driver's level for a 256-px tile zoom: its matrix has BLOCKSIZE-px tiles."""
+    return max(0, zoom - int(math.log2(BLOCK_SIZE // 256)))
+
+
+def _longitude_span(west: float, east: float) -> tuple[float, float]:
+    """West and east on -180..180; west > east for a footprint across the antimeridian."""
+    if east - west >= 360.0 - 1e-6:
+        return -180.0, 180.0
+    wrap = lambda lon: lon if -180.0 <= lon <= 180.0 else ((lon + 180.0) % 360.0) - 180.0  # noqa: E731
+    return wrap(west), wrap(east)
+
+
+def _zoom_at_centre(field: SourceField, rows: int, cols: int) -> int:
+    """The tile zoom whose cells are closest to the source's cells at the grid's centre."""
+    col, row = cols / 2, rows / 2
+    corners = [field.transform * (col, row), field.transform * (col + 1, row), field.transform * (col, row + 1)]
+    xs, ys = rasterio.warp.transform(field.crs, "EPSG:3857", [c[0] for c in corners], [c[1] for c in corners])
+    world = 2 * math.pi * 6378137
+
+    def step(k: int) -> float:
+        dx = abs(xs[k] - xs[0]) % world
+        return math.hypot(min(dx, world - dx), ys[k] - ys[0])  # the centre may sit on 180 deg
+
+    size = math.sqrt(step(1) * step(2))
+    return max(0, round(math.log2(ZOOM0_RESOLUTION / size)))

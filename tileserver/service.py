@@ -558,15 +558,26 @@ def catalog_layer(key: str) -> str:
 
 
 def _intersects(tile: mercantile.Tile, bounds: tuple[float, float, float, float], margin_m: float = 0.0) -> bool:
-    """Does the tile, grown by ``margin_m`` mercator metres, touch the lon/lat bounds?"""
+    """Does the tile, grown by ``margin_m`` mercator metres, touch the lon/lat bounds?
+
+    Bounds with west > east cross the antimeridian (RFC 7946): they are two boxes,
+    one each side of 180 deg.
+    """
+    west_lon, south_lat, east_lon, north_lat = bounds
+    if west_lon > east_lon:
+        return _intersects(tile, (west_lon, south_lat, 180.0, north_lat), margin_m) or _intersects(
+            tile, (-180.0, south_lat, east_lon, north_lat), margin_m)
     left, bottom, right, top = mercantile.xy_bounds(tile)
-    west, south = mercantile.xy(bounds[0], bounds[1])
-    east, north = mercantile.xy(bounds[2], bounds[3])
+    west, south = mercantile.xy(west_lon, south_lat)
+    east, north = mercantile.xy(east_lon, north_lat)
     return left - margin_m < east and right + margin_m > west and bottom - margin_m < north and top + margin_m > south
 
 
 def _union_bounds(frames: list[Frame]) -> tuple[float, float, float, float]:
+    # A frame across the antimeridian makes the layer span every longitude:
+    # map clients read west > east inconsistently.
+    crossing = any(f.bounds[0] > f.bounds[2] for f in frames)
     return (
-        min(f.bounds[0] for f in frames), min(f.bounds[1] for f in frames),
-        max(f.bounds[2] for f in frames), max(f.bounds[3] for f in frames),
+        -180.0 if crossing else min(f.bounds[0] for f in frames), min(f.bounds[1] for f in frames),
+        180.0 if crossing else max(f.bounds[2] for f in frames), max(f.bounds[3] for f in frames),
     )

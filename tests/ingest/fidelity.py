@@ -179,6 +179,8 @@ def _measure_frame(
     for lon, lat in _sample_cells(truth, count, rng, focus_valid=True):
         tile, i, j, centre_lon, centre_lat = _cell_centre(lon, lat, zoom)
         x, y = to_source.transform(centre_lon, centre_lat)
+        if truth.crs.is_geographic:  # a grid on 0..360 or across 180 deg: the same meridian, its longitude
+            x = truth.transform.c + (x - truth.transform.c) % 360.0
         col, row = inverse * (x, y)
         block = _neighbourhood(truth, col, row)
         if block is None:
