@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tileserver.layers import LAYERS, get_layer
+from tileserver.layers import LAYERS, LayerConfigError, get_layer
 from tileserver.settings import Settings, SettingsError
 from tileserver.storage import StorageError, StoreUnreachable, open_storage
 from tileserver.store import Retention, Store
@@ -244,7 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        # The parser lists the layers, so a wrong WXTILES_LAYERS file stops every command here.
+        parser = build_parser()
+    except LayerConfigError as exc:
+        print(f"wxtiles: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -17,12 +17,13 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import mercantile
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from starlette.testclient import TestClient
 
 from ingest.pipeline import ingest_file
-from tests.conftest import T0, minutes, radar_file
+from tests.conftest import T0, minutes, radar_file, write_latlon_geotiff
 from tileserver.app import create_app
 from tileserver.layers import LAYERS
 from tileserver.settings import Settings
@@ -167,8 +168,9 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     files = [radar_file(folder, T0 + minutes(step), shift_cols=step) for step in (0, 5)]
     for path in files:
         ingest_file(store, path, LAYERS["reflectivity"])
-    # The same grid as a forecast frame too, so run= has something to match.
-    ingest_file(store, files[0], LAYERS["temperature-2m"], time=T0, run=T0 - timedelta(hours=1))
+    # A forecast frame too, so run= has something to match.
+    temperature = write_latlon_geotiff(folder / "t2m.tif", np.linspace(-20, 30, 350 * 700, dtype=np.float32).reshape(350, 700))
+    ingest_file(store, temperature, LAYERS["temperature-2m"], time=T0, run=T0 - timedelta(hours=1))
     app = create_app(Settings(store=str(folder / "store"), catalog_ttl_s=0))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
