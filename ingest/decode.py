@@ -123,6 +123,10 @@ def read_field(
         raise IngestError("no such file")
     if path.stat().st_size == 0:
         raise IngestError("is empty")
+    from ingest import odim  # here, not at the top: odim builds on this module's SourceField
+
+    if odim.is_odim(path):  # GDAL's HDF5 driver misplaces ODIM grids and ignores their gain and codes
+        return odim.read_field(path, layer, time=time, run=run, band=band)
     try:
         # We report a missing georeference ourselves, in one line.
         with quiet_georeference(), rasterio.Env(**GDAL_READ_OPTIONS):

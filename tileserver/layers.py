@@ -83,7 +83,7 @@ class Encoding:
 
 @dataclass(frozen=True)
 class FieldSelector:
-    """How to find a layer's field in a multi-message GRIB2 file.
+    """How to find a layer's field in a multi-message GRIB2 file, a NetCDF or an ODIM_H5 file.
 
     Matched against GDAL's band tags: ``GRIB_ELEMENT`` must be one of
     ``elements`` and, when ``levels`` is set, ``GRIB_SHORT_NAME`` one of them.
@@ -95,6 +95,8 @@ class FieldSelector:
     components: tuple[str, str] | None = None
     # NetCDF variables tried in order (standard_name or variable name).
     netcdf_names: tuple[str, ...] = ()
+    # ODIM_H5 quantities (``what/quantity``) tried in order.
+    odim_quantities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,8 @@ LAYERS: dict[str, Layer] = {
             selector=FieldSelector(
                 elements=("MergedReflectivityQCComposite", "MergedReflectivityQComposite", "REFC", "MergedBaseReflectivityQC"),
                 netcdf_names=("equivalent_reflectivity_factor", "reflectivity", "DBZH", "dbz", "REFC"),
+                # Corrected reflectivity first, then total (uncorrected) reflectivity.
+                odim_quantities=("DBZH", "TH", "DBZ"),
             ),
             no_echo_below=-32.0,
             missing_values=(-999.0,),
@@ -169,6 +173,7 @@ LAYERS: dict[str, Layer] = {
             selector=FieldSelector(
                 elements=("PrecipRate", "PRATE", "RadarOnlyQPE01H"),
                 netcdf_names=("rainfall_rate", "precipitation_flux", "precip_rate", "RATE", "PrecipRate"),
+                odim_quantities=("RATE",),
             ),
             missing_values=(-1.0, -3.0, -999.0),
             cadence_minutes=5,
