@@ -38,9 +38,9 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 CARTESIAN_OBJECTS = ("COMP", "IMAGE")
 # Objects that are not a map grid, and what each one is, for the refusal.
 NOT_GRIDS = {
-    "PVOL": "a polar volume", "SCAN": "a polar scan", "RAY": "a single ray", "AZIM": "an azimuthal object",
-    "ELEV": "an elevational object", "CVOL": "a Cartesian volume (several heights)", "XSEC": "a cross-section",
-    "VP": "a vertical profile", "PIC": "an embedded picture",
+    "PVOL": "polar volume", "SCAN": "polar scan", "RAY": "single ray", "AZIM": "azimuthal object",
+    "ELEV": "elevational object", "CVOL": "Cartesian volume (several heights)", "XSEC": "cross-section",
+    "VP": "vertical profile", "PIC": "embedded picture",
 }
 # Units of the quantities a radar layer can take, per the ODIM_H5 quantity table.
 QUANTITY_UNITS = {
@@ -84,7 +84,9 @@ def read_field(
     with _open(path) as h5:
         try:
             return _read(h5, layer, time, run)
-        except (OSError, KeyError, TypeError) as exc:  # h5py reports a damaged file in these
+        except (OSError, KeyError) as exc:  # h5py reports a damaged file in these
+            if "filter" in str(exc):
+                raise IngestError(f"uses an HDF5 compression filter h5py here lacks ({_first_line(exc)})") from None
             raise IngestError(f"truncated or corrupt ODIM_H5 file ({_first_line(exc)})") from None
 
 
@@ -93,7 +95,7 @@ def _read(h5: h5py.File, layer: Layer, time: datetime | None, run: datetime | No
     kind = _text(root_what.get("object", ""))
     if kind in NOT_GRIDS:
         raise IngestError(
-            f"is ODIM_H5 {NOT_GRIDS[kind]} (object {kind}), not a map grid; wxtiles ingests Cartesian "
+            f"is an ODIM_H5 {NOT_GRIDS[kind]} (object {kind}), not a map grid; wxtiles ingests Cartesian "
             f"products ({' and '.join(CARTESIAN_OBJECTS)}): composite or grid it first (e.g. with BALTRAD or wradlib)"
         )
     if kind not in CARTESIAN_OBJECTS:
@@ -281,14 +283,17 @@ def _odim_time(what: dict[str, Any], date_key: str, time_key: str) -> datetime |
 
 def _has_hdf5_signature(path: Path) -> bool:
     """The HDF5 signature sits at byte 0, or after a user block of 512, 1024, 2048... bytes."""
-    size = path.stat().st_size
-    with path.open("rb") as stream:
-        offset = 0
-        while offset + len(HDF5_SIGNATURE) <= size:
-            stream.seek(offset)
-            if stream.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                return True
-            offset = 512 if offset == 0 else offset * 2
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as stream:
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                stream.seek(offset)
+                if stream.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return True
+                offset = 512 if offset == 0 else offset * 2
+    except OSError as exc:
+        raise IngestError(f"unreadable: {_first_line(exc)}") from None
     return False
 
 

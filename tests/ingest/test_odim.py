@@ -309,6 +309,17 @@ def test_corners_that_contradict_xscale_are_refused(tmp_path: Path) -> None:
         read_field(path, LAYERS["reflectivity"])
 
 
+def test_corners_off_a_north_up_rectangle_are_refused(tmp_path: Path) -> None:
+    path = write_odim(tmp_path / "skewed.h5", np.zeros((50, 60), dtype=np.uint8))
+    with h5py.File(path, "a") as h5:  # the upper-left corner moved 10 pixels east: a sheared or rotated grid
+        where = h5["where"].attrs
+        to_grid = Transformer.from_crs("EPSG:4326", LAEA, always_xy=True)
+        x, y = to_grid.transform(where["UL_lon"], where["UL_lat"])
+        where["UL_lon"], where["UL_lat"] = to_grid.transform(x + 40_000, y, direction="INVERSE")
+    with pytest.raises(IngestError, match="not a north-up rectangle"):
+        read_field(path, LAYERS["reflectivity"])
+
+
 def test_missing_quantity_lists_what_the_file_has(store: Store, tmp_path: Path) -> None:
     path = write_odim(tmp_path / "dbzh.h5", np.zeros((50, 60), dtype=np.uint8))
     with pytest.raises(IngestError, match=r"^no ODIM_H5 quantity for layer precip-rate \(looked for RATE; file has DBZH\)$"):
@@ -338,7 +349,7 @@ def test_rate_undetect_is_zero_and_end_time_stands_in(store: Store, tmp_path: Pa
 
 def test_polar_volume_is_refused(store: Store, tmp_path: Path) -> None:
     path = write_odim(tmp_path / "pvol.h5", np.zeros((360, 500), dtype=np.uint8), object_="PVOL")
-    with pytest.raises(IngestError, match=r"^is ODIM_H5 a polar volume \(object PVOL\), not a map grid; .*BALTRAD or wradlib\)$"):
+    with pytest.raises(IngestError, match=r"^is an ODIM_H5 polar volume \(object PVOL\), not a map grid; .*BALTRAD or wradlib\)$"):
         ingest_file(store, path, LAYERS["reflectivity"])
 
 
