@@ -9,7 +9,8 @@ synthetic file was written from.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -63,13 +64,12 @@ def meteoswiss_truth() -> Truth:
 class Fidelity:
     checked: int = 0
     matched: int = 0
-    errors: list[float] | None = None
+    errors: list[float] = field(default_factory=list)  # against the source cell under each sample
     coverage_checked: int = 0
 
 
 def sample_cells(truth: Truth, n: int, rng: np.random.Generator, where: np.ndarray | None = None) -> list[tuple[float, float]]:
     """Random positions inside source cells (``where`` picks the cells), away from the grid's edge cells, as lon/lat."""
-    rows, cols = truth.values.shape
     inner = np.zeros(truth.values.shape, dtype=bool)
     inner[1:-1, 1:-1] = True
     cells = np.argwhere(inner & (where if where is not None else True))
@@ -94,7 +94,6 @@ def compare(truth: Truth, layer: Layer, served: list[tuple[str, float | None, fl
     """
     step = layer.encoding.scale / 2 + 1e-6
     to_source = Transformer.from_crs("EPSG:3857", truth.crs, always_xy=True)
-    errors = fidelity.errors if fidelity.errors is not None else []
     for status, value, x, y in served:
         col, row = ~truth.transform * to_source.transform(x, y)
         i, j = int(np.floor(col)), int(np.floor(row))
@@ -111,10 +110,9 @@ def compare(truth: Truth, layer: Layer, served: list[tuple[str, float | None, fl
             continue
         finite = block[np.isfinite(block)]
         fidelity.checked += 1
-        low = finite.min() if finite.size else np.inf
-        fidelity.matched += int(low - step <= value <= finite.max() + step)
-        errors.append(abs(value - truth.values[j, i]))
-    fidelity.errors = errors
+        fidelity.matched += int(finite.size > 0 and finite.min() - step <= value <= finite.max() + step)
+        if np.isfinite(truth.values[j, i]):
+            fidelity.errors.append(abs(value - truth.values[j, i]))
 
 
 def served_points(client: httpx.Client, store: Store, layer: Layer, frame: Frame, points: list[tuple[float, float]]) -> list[tuple[str, float | None, float, float]]:
@@ -153,7 +151,7 @@ def served_tiles(client: httpx.Client, store: Store, layer: Layer, frame: Frame,
 
 
 @pytest.fixture
-def client(store: Store, live_server_for) -> httpx.Client:  # noqa: ANN001
+def client(store: Store, live_server_for) -> Iterator[httpx.Client]:  # noqa: ANN001
     server = live_server_for(store.storage.url)
     with httpx.Client(base_url=server.url, timeout=30) as http:
         yield http
@@ -169,10 +167,10 @@ def test_meteoswiss_corners_are_pixel_centres_of_ccs4() -> None:
         assert (where["xscale"], where["xsize"], where["ysize"]) == (1.0, 710, 640)  # xscale in km
     assert ll == pytest.approx(CCS4 * (0.5, 639.5), abs=0.01)
     assert ur == pytest.approx(CCS4 * (709.5, 0.5), abs=0.01)
-    field = read_field(METEOSWISS, LAYERS["precip-rate"])
-    assert tuple(field.transform) == pytest.approx(tuple(CCS4), abs=0.01)
-    assert field.time == datetime(2024, 2, 27, 9, 50, tzinfo=timezone.utc)  # what/date+time: the composite's end time
-    assert field.description == "ODIM COMP RATE (dataset1/data1)"
+    source = read_field(METEOSWISS, LAYERS["precip-rate"])
+    assert tuple(source.transform) == pytest.approx(tuple(CCS4), abs=0.01)
+    assert source.time == datetime(2024, 2, 27, 9, 50, tzinfo=timezone.utc)  # what/date+time: the composite's end time
+    assert source.description == "ODIM COMP RATE (dataset1/data1)"
 
 
 def test_meteoswiss_rain_rate_served_as_the_file_says(store: Store, client: httpx.Client) -> None:
@@ -280,8 +278,8 @@ def test_a_lit_pixel_lands_where_it_should(store: Store, tmp_path: Path, client:
         tmp_path / f"lit-{corners_at}.h5", raw, transform=transform, corners_at=corners_at, xscale=xscale,
         dataset_what={"gain": 0.5, "offset": -32.0, "nodata": 255.0, "undetect": 0.0},
     )
-    field = read_field(path, layer)
-    assert tuple(field.transform) == pytest.approx(tuple(transform), abs=0.01)
+    source = read_field(path, layer)
+    assert tuple(source.transform) == pytest.approx(tuple(transform), abs=0.01)
     frame = ingest_file(store, path, layer).frame
     # A lattice over the lit pixel and its neighbours: the stored cell under each
     # point is lit exactly when its centre falls in the lit pixel (GDAL places a
@@ -340,11 +338,11 @@ def test_rate_undetect_is_zero_and_end_time_stands_in(store: Store, tmp_path: Pa
     )
     with h5py.File(path, "a") as h5:  # a file with no what/date and what/time at all
         del h5["what"].attrs["date"], h5["what"].attrs["time"]
-    field = read_field(path, LAYERS["precip-rate"])
-    assert field.time == WHEN
-    assert np.isnan(field.values[:, :5]).all()
-    assert (field.values[:, 5:10] == 0.0).all()  # undetect: no rain, which the rate layer stores as 0 mm/h
-    assert field.values[15, 15] == pytest.approx(2.5)
+    source = read_field(path, LAYERS["precip-rate"])
+    assert source.time == WHEN
+    assert np.isnan(source.values[:, :5]).all()
+    assert (source.values[:, 5:10] == 0.0).all()  # undetect: no rain, which the rate layer stores as 0 mm/h
+    assert source.values[15, 15] == pytest.approx(2.5)
 
 
 def test_polar_volume_is_refused(store: Store, tmp_path: Path) -> None:
