@@ -142,6 +142,11 @@ def read_fields(
     in memory at a time and nothing stays open while the caller works.
     """
     _check_file(path)
+    from ingest import odim  # here, not at the top: odim builds on this module's SourceField
+
+    if odim.is_odim(path):  # GDAL's HDF5 driver misplaces ODIM grids and ignores their gain and codes
+        yield odim.read_field(path, layer, time=time, run=run, band=band)
+        return
     with _reading(path), open_source(path) as (src, stream):
         steps = _plan(src, layer, band)
         if time is not None and len(steps) > 1:

@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wxtiles", description="Weather radar and forecast tile server.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ingest = commands.add_parser("ingest", help="ingest GRIB2, NetCDF or GeoTIFF files into the store")
+    ingest = commands.add_parser("ingest", help="ingest GRIB2, NetCDF, GeoTIFF or ODIM_H5 files into the store")
     ingest.add_argument("files", nargs="+", metavar="FILE")
     ingest.add_argument("--layer", required=True, choices=list(LAYERS))
     ingest.add_argument("--time", help="valid time, ISO 8601 UTC (default: from the file)")
