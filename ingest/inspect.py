@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.transform
 from rasterio.warp import transform_bounds
 
-from ingest import decode
+from ingest import decode, odim
 from ingest.errors import IngestError
 from ingest.units import convert
 from tileserver.layers import LAYERS, Layer
@@ -52,11 +53,46 @@ def inspect_file(path: Path) -> FileInfo:
     info = FileInfo(str(path))
     try:
         decode._check_file(path)
+        if odim.is_odim(path):
+            _describe_odim(path, info)
+            return info
         with decode._reading(path), decode.open_source(path) as (src, _):
             _describe_file(src, path, info)
     except IngestError as exc:
         info.error = str(exc)
     return info
+
+
+def _describe_odim(path: Path, info: FileInfo) -> None:
+    info.format = "ODIM_H5"
+    with odim._open(path) as h5:
+        fields = odim._fields(h5, odim._attrs(h5, "what"))
+        info.format = f"ODIM_H5 {odim._text(odim._attrs(h5, 'what').get('object', ''))}".strip()
+        for found in fields:
+            data = h5[f"{found.path}/data"]
+            try:
+                valid = odim._odim_time(found.what, "date", "time") or odim._odim_time(found.what, "enddate", "endtime")
+            except IngestError:
+                valid = None
+            info.fields.append(FieldInfo(
+                band=found.path, name=found.quantity, level="", units=odim.QUANTITY_UNITS.get(found.quantity, ""),
+                description=f"gain {found.what.get('gain', 1)}, offset {found.what.get('offset', 0)}",
+                valid=format_utc(valid) if valid else None, reference=None,
+            ))
+            if info.width is None and data.ndim == 2:
+                info.height, info.width = data.shape
+                with contextlib.suppress(IngestError):
+                    crs, transform = odim._grid(found.where, data.shape)
+                    info.crs = crs.to_proj4() or crs.to_wkt()[:80]
+                    edges = rasterio.transform.array_bounds(data.shape[0], data.shape[1], transform)
+                    west, south, east, north = transform_bounds(crs, "EPSG:4326", *edges, densify_pts=21)
+                    info.bounds = [round(v, 4) for v in (west, south, east, north)]
+        for layer in LAYERS.values():
+            try:
+                chosen = odim._choose(fields, layer)
+                info.layers[layer.id] = {"bands": [chosen.path], "steps": 1, "speed": False}
+            except IngestError as exc:
+                info.layers[layer.id] = {"reason": str(exc)}
 
 
 def _describe_file(src: rasterio.DatasetReader, path: Path, info: FileInfo) -> None:

@@ -28,7 +28,7 @@ from pyproj.exceptions import CRSError as ProjCRSError
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from ingest.decode import MAX_OBSERVATION_LEAD, BandChoice, SourceField, _first_line
+from ingest.decode import MAX_OBSERVATION_LEAD, BandChoice, SourceField, _check_plausible, _first_line
 from ingest.errors import IngestError
 from ingest.units import convert
 from tileserver.layers import Layer
@@ -106,6 +106,7 @@ def _read(h5: h5py.File, layer: Layer, time: datetime | None, run: datetime | No
         raise IngestError(f"{chosen.path}/data has {raw.ndim} dimensions; a Cartesian product has 2")
     crs, transform = _grid(chosen.where, raw.shape)
     values = _physical(raw[()], chosen, layer)
+    _check_plausible(values, layer, f"ODIM quantity {chosen.quantity}")
     valid, reference = _times(chosen.what, time, run, layer)
     description = f"ODIM {kind} {chosen.quantity} ({chosen.path})"
     return SourceField(values, crs, transform, valid, reference, description)

@@ -72,6 +72,20 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from ingest.inspect import as_json, as_text, inspect_file
+
+    files = [inspect_file(Path(p)) for p in args.files]
+    if args.json:
+        print(json.dumps(as_json(files), indent=2))
+    else:
+        for info in files:
+            print(as_text(info), file=sys.stderr if info.error else sys.stdout)
+    return 1 if any(info.error for info in files) else 0
+
+
 def _duration_arg(text: str | None):  # noqa: ANN202 - timedelta | None
     """``90m``, ``2h``, ``1d`` or seconds."""
     if text is None:
@@ -210,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--band", help="band (GRIB message) number, or U,V numbers for wind; default: chosen by layer")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar or per-file lines")
     ingest.set_defaults(handler=cmd_ingest)
+
+    inspect = commands.add_parser("inspect", help="list a file's bands or variables and the layer each would go to")
+    inspect.add_argument("files", nargs="+", metavar="FILE")
+    inspect.add_argument("--json", action="store_true", help="JSON for scripts instead of text")
+    inspect.set_defaults(handler=cmd_inspect)
 
     prune = commands.add_parser("prune", help="delete frames outside the retention window")
     prune.add_argument("--layer", choices=list(LAYERS))

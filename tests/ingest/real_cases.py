@@ -53,6 +53,21 @@ def _mrms_truth(path: Path) -> list[Truth]:
     return [Truth(truth.time, values, truth.crs, truth.transform)]
 
 
+def _odim_truth(path: Path) -> list[Truth]:
+    import h5py
+
+    with h5py.File(path, "r", locking=False) as h5:
+        what = h5["dataset1/data1/what"].attrs
+        raw = h5["dataset1/data1/data"][()].astype(np.float64)
+        values = raw * what["gain"] + what["offset"]  # NaN raw values (no coverage) stay NaN
+        crs = CRS.from_proj4(h5["where"].attrs["projdef"])
+        stamp = "".join(v.decode() if isinstance(v, bytes) else str(v) for v in (h5["what"].attrs["date"], h5["what"].attrs["time"]))
+        when = datetime.strptime(stamp, "%Y%m%d%H%M%S")
+    # MeteoSwiss' CCS4 grid (Swiss LV03, 1 km): outer edges x 255..965 km, y -160..480 km, as
+    # MeteoSwiss publishes it (the file's corners are the corner pixels' centres).
+    return [Truth(when.replace(tzinfo=timezone.utc), values, crs, Affine(1000.0, 0.0, 255_000.0, 0.0, -1000.0, 480_000.0))]
+
+
 def kelvin(v: np.ndarray) -> np.ndarray:
     return v - 273.15
 
@@ -78,4 +93,5 @@ CASES: list[Case] = [
     Case("HIRLAM 2 m temperature (GRIB1, rotated pole)", str(HIRLAM), "temperature-2m", lambda: _grib_truth(HIRLAM, (1,), kelvin)),
     Case("NCEP reanalysis air temperature (NetCDF, packed int16, COARDS)", str(NCEP), "temperature-2m", lambda: _netcdf_truth(NCEP, "air", kelvin)),
     Case("MRMS PrecipRate (GRIB2, PNG-packed)", str(MRMS_FIRST), "precip-rate", lambda: _mrms_truth(MRMS_FIRST)),
+    Case("MeteoSwiss radar rain rate (ODIM_H5, Swiss oblique Mercator)", str(ODIM), "precip-rate", lambda: _odim_truth(ODIM)),
 ]
