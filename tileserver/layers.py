@@ -167,6 +167,9 @@ class Layer:
     # Event thresholds (in ``units``) at which nowcasts are verified (CSI, POD, FAR).
     thresholds: tuple[float, ...] = ()
     attribution: str = ""
+    # The model a forecast layer holds (``hrrr``, ``gfs``), part of its identity: model
+    # fetchers fill only their own layers. None: a file of any origin ingested by hand.
+    model: str | None = None
 
     @property
     def overview_resampling(self) -> str:
@@ -180,7 +183,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _KEYS = {
     "id", "title", "units", "kind", "colormap", "range", "plausible", "step", "dtype", "offset", "nodata",
     "no_echo", "no_echo_below", "missing_values", "resampling", "cadence_minutes", "nowcast", "thresholds",
-    "attribution", "match",
+    "attribution", "match", "model",
 }
 _MATCH_KEYS = {"grib", "grib_level", "netcdf", "odim", "speed_of"}
 _DEFAULT_NODATA: dict[str, int] = {"uint8": 255, "uint16": 65535, "int16": -32768}
@@ -329,6 +332,17 @@ def _selector(entry: _Entry) -> FieldSelector:
     return selector
 
 
+def _model(entry: _Entry, kind: str) -> str | None:
+    model = entry.get("model", str)
+    if model is None:
+        return None
+    if not _ID.match(model):
+        raise entry.fail("model", f"{model!r} must be lower-case letters, digits, '.', '_' or '-'")
+    if kind != "forecast":
+        raise entry.fail("model", "only forecast layers come from a model; observed layers take observations")
+    return model
+
+
 def parse_layer(table: Mapping[str, Any], where: str) -> Layer:
     """One ``[[layers]]`` table as a :class:`Layer`; ``where`` names it in errors."""
     entry = _Entry(table, where)
@@ -339,6 +353,7 @@ def parse_layer(table: Mapping[str, Any], where: str) -> Layer:
     unknown = sorted(set(table) - _KEYS)
     if unknown:
         raise entry.fail(unknown[0], "unknown key")
+    kind = entry.choice("kind", ("observed", "forecast"))
     value_range = entry.span("range", required=True)
     assert value_range is not None
     span = value_range[1] - value_range[0]
@@ -359,7 +374,7 @@ def parse_layer(table: Mapping[str, Any], where: str) -> Layer:
         id=layer_id,
         title=entry.text("title"),
         units=units,
-        kind=entry.choice("kind", ("observed", "forecast")),  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
         encoding=_encoding(entry, value_range),
         resampling=entry.choice("resampling", ("nearest", "bilinear"), "bilinear"),  # type: ignore[arg-type]
         colormap=colormap,
@@ -372,10 +387,16 @@ def parse_layer(table: Mapping[str, Any], where: str) -> Layer:
         nowcast=entry.get("nowcast", bool, False),
         thresholds=thresholds,
         attribution=entry.text("attribution", required=False),
+        model=_model(entry, kind),
     )
 
 
-def read_layers_file(path: Path) -> list[Layer]:
+def read_layers_file(path: Path, known: Mapping[str, Mapping[str, Any]] | None = None) -> list[Layer]:
+    """The layers of one file; ``like`` may name a layer of ``known`` (id -> resolved table) or of the file."""
+    return [layer for layer, _ in _read_file(path, dict(known or {}))]
+
+
+def _read_file(path: Path, known: dict[str, Mapping[str, Any]]) -> list[tuple[Layer, dict[str, Any]]]:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -390,20 +411,39 @@ def read_layers_file(path: Path) -> list[Layer]:
     tables = document.get("layers", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise LayerConfigError(f"layers file {path}: 'layers' must be [[layers]] tables")
-    layers = [parse_layer(table, f"layers file {path}, entry {number}") for number, table in enumerate(tables, 1)]
+    out: list[tuple[Layer, dict[str, Any]]] = []
     seen: set[str] = set()
-    for layer in layers:
+    for number, table in enumerate(tables, 1):
+        where = f"layers file {path}, entry {number}"
+        resolved = _resolve_like(table, known, where)
+        layer = parse_layer(resolved, where)
         if layer.id in seen:
             raise LayerConfigError(f"layers file {path}: layer {layer.id!r} is defined twice")
         seen.add(layer.id)
-    return layers
+        known[layer.id] = resolved
+        out.append((layer, resolved))
+    return out
+
+
+def _resolve_like(table: Mapping[str, Any], known: Mapping[str, Mapping[str, Any]], where: str) -> dict[str, Any]:
+    """``like = "other-id"``: every key of that layer, then this entry's own keys over them."""
+    if "like" not in table:
+        return dict(table)
+    base_id = table["like"]
+    if not isinstance(base_id, str) or base_id not in known:
+        shown = f" (layer {table['id']!r})" if isinstance(table.get("id"), str) else ""
+        raise LayerConfigError(f"{where}{shown}, key 'like': no layer {base_id!r} defined before this one; known: {', '.join(known)}")
+    merged = {key: value for key, value in known[base_id].items() if key != "id"}
+    merged.update((key, value) for key, value in table.items() if key != "like")
+    return merged
 
 
 def load_layers(extra: Path | None = None) -> dict[str, Layer]:
     """The built-in layers, then ``extra``'s, which add layers or replace built-in ones by id."""
-    layers = {layer.id: layer for layer in read_layers_file(BUILTIN_LAYERS_FILE)}
+    known: dict[str, Mapping[str, Any]] = {}
+    layers = {layer.id: layer for layer, _ in _read_file(BUILTIN_LAYERS_FILE, known)}
     if extra is not None:
-        layers.update((layer.id, layer) for layer in read_layers_file(extra))
+        layers.update((layer.id, layer) for layer, _ in _read_file(extra, known))
     return layers
 
 

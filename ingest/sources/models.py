@@ -2,12 +2,12 @@
 
 For each forecast lead of a run, the fetcher reads the wgrib2 inventory
 (``.idx``), picks the messages every forecast layer of the registry needs
-(``layer.selector``: elements or vector components, at GDAL level names such
-as ``2-HTGL``), reads just those byte ranges (adjacent ones in one request),
-checks that each range is one whole GRIB message, writes them into one local
-GRIB2 file and ingests it once per layer. A new forecast layer in
-:mod:`tileserver.layers` (say composite reflectivity ``REFC`` at ``0-EATM``)
-is fetched with no change here.
+of that model (``layer.model``; ``layer.selector``: elements or vector
+components, at GDAL level names such as ``2-HTGL``), reads just those byte
+ranges (adjacent ones in one request), checks that each range is one whole
+GRIB message, writes them into one local GRIB2 file and ingests it once per
+layer. A new model layer in the registry (say ``model = "hrrr"`` with
+composite reflectivity ``REFC`` at ``0-EATM``) is fetched with no change here.
 
 The two models differ only by data (:class:`Model`): key templates, run hours,
 how far each run goes, and default leads.
@@ -128,17 +128,21 @@ def parse_leads(text: str) -> list[int]:
     return sorted(leads)
 
 
-def forecast_layers(layer_ids: Sequence[str] | None = None) -> list[Layer]:
-    """The layers a model fetch fills: the given ones, or every forecast layer with GRIB fields."""
+def forecast_layers(model: str, layer_ids: Sequence[str] | None = None) -> list[Layer]:
+    """The layers a fetch of ``model`` fills: the given ones, or every layer of that model with GRIB fields.
+
+    A model fills only its own layers, so two models never meet in one catalog
+    (runs, retention and grids stay apart)."""
     if layer_ids is None:
-        return [layer for layer in LAYERS.values() if is_grib_layer(layer)]
+        return [layer for layer in LAYERS.values() if layer.model == model and is_grib_layer(layer)]
     try:
         layers = [get_layer(layer_id) for layer_id in layer_ids]
     except UnknownLayerError as exc:
         raise FetchError(str(exc)) from None
     for layer in layers:
-        if not is_grib_layer(layer):
-            raise FetchError(f"layer {layer.id} is not a forecast layer with GRIB fields; a model fetch cannot fill it")
+        if layer.model != model or not is_grib_layer(layer):
+            own = ", ".join(other.id for other in forecast_layers(model)) or "none"
+            raise FetchError(f"layer {layer.id} is not a {model} layer; a {model} fetch fills {own}")
     return layers
 
 
@@ -154,7 +158,7 @@ class ModelSource:
         self.description = model.title
 
     def layer_ids(self) -> list[str]:
-        return [layer.id for layer in forecast_layers()]
+        return [layer.id for layer in forecast_layers(self.model.name)]
 
     def fetch(self, store: Store, settings: Settings, client: BaseClient, options: FetchOptions) -> FetchReport:
         now, since, run, leads, layers, progress = (
@@ -164,7 +168,7 @@ class ModelSource:
         if since is not None:
             raise FetchError(f"{model.name}: --since applies to observations (mrms); pick a model run with --run")
         bucket = model.bucket(settings)
-        wanted_layers = forecast_layers(layers)
+        wanted_layers = forecast_layers(self.model.name, layers)
         lead_list = sorted(set(int(lead) for lead in (model.default_leads if leads is None else leads)))
         if not lead_list:
             raise FetchError(f"{model.name}: no leads to fetch")

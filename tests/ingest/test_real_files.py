@@ -100,6 +100,8 @@ def test_a_layers_file_alone_serves_sea_level_pressure(tmp_path: Path) -> None:
         assert "mslp" in httpx.get(f"{base}/api/layers").text
         assert "mslp" in httpx.get(f"{base}/wmts/1.0.0/WMTSCapabilities.xml").text
         assert "mslp" in httpx.get(f"{base}/openapi.json").text
+        tilejson = httpx.get(f"{base}/tiles/mslp/tilejson.json").json()
+        assert tilejson["tiles"][0].startswith(f"{base}/tiles/mslp/") and tilejson["name"]
     finally:
         server.terminate()
         server.wait(timeout=10)

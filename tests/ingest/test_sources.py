@@ -61,7 +61,8 @@ LEVEL_TEXT = {
     "50000-ISBL": "500 mb",
     "25000-ISBL": "250 mb",
 }
-MODEL_LAYERS = ["temperature-2m", "wind-speed-10m"]
+HRRR_LAYERS = ["hrrr-temperature-2m", "hrrr-wind-speed-10m"]
+GFS_LAYERS = ["gfs-temperature-2m", "gfs-wind-speed-10m"]
 NEEDED = {"TMP:2-HTGL", "UGRD:10-HTGL", "VGRD:10-HTGL"}
 HRRR_SHAPE = (40, 56)
 GFS_SHAPE = (37, 72)
@@ -529,14 +530,14 @@ def test_hrrr_latest_run_reads_only_the_needed_messages(moto: MotoServer, hrrr_b
     store = store_at(tmp_path)
     client, rec = client_for(settings)
 
-    report = fetch("hrrr", store, settings, FetchOptions(now=HRRR_NOW, leads=range(0, 3), layers=MODEL_LAYERS, progress=False), client=client)
+    report = fetch("hrrr", store, settings, FetchOptions(now=HRRR_NOW, leads=range(0, 3), layers=HRRR_LAYERS, progress=False), client=client)
 
     run = utc(2026, 11, 27, 17)  # 18Z has no f02 yet
     assert report.ok, [str(f) for f in report.failures]
     assert report.run == run
-    expected = {(layer, run + timedelta(hours=lead), run) for layer in MODEL_LAYERS for lead in range(3)}
+    expected = {(layer, run + timedelta(hours=lead), run) for layer in HRRR_LAYERS for lead in range(3)}
     assert set(report.ingested) == expected and report.skipped == []
-    for layer in MODEL_LAYERS:
+    for layer in HRRR_LAYERS:
         frames = store.load_catalog(layer).frames
         assert [(f.time, f.run) for f in frames] == [(run + timedelta(hours=h), run) for h in range(3)]
         assert frames[-1].source == "hrrr.t17z.wrfsfcf02.grib2"
@@ -567,19 +568,19 @@ def test_hrrr_latest_run_reads_only_the_needed_messages(moto: MotoServer, hrrr_b
 
     # The frames are the very frames the whole file gives.
     reference = store_at(tmp_path, "reference")
-    for layer in MODEL_LAYERS:
+    for layer in HRRR_LAYERS:
         whole = ingest_file(reference, files[(run, 2)], LAYERS[layer]).frame
         assert whole.digest == store.load_catalog(layer).find(run + timedelta(hours=2), run).digest
 
     # Again: everything is stored, no data is read (one HEAD finds the run).
     rec.reset()
-    again = fetch("hrrr", store, settings, FetchOptions(now=HRRR_NOW, leads=range(0, 3), layers=MODEL_LAYERS, progress=False), client=client)
+    again = fetch("hrrr", store, settings, FetchOptions(now=HRRR_NOW, leads=range(0, 3), layers=HRRR_LAYERS, progress=False), client=client)
     assert again.ingested == [] and again.failures == [] and len(again.skipped) == 6
     assert rec.gets() == [] and again.bytes_downloaded == 0
 
     # An explicit run, leads the run has: the 18Z f00 and f01.
     rec.reset()
-    explicit = fetch("hrrr", store, settings, FetchOptions(run=utc(2026, 11, 27, 18), leads=[0, 1], layers=["temperature-2m"], progress=False), client=client)
+    explicit = fetch("hrrr", store, settings, FetchOptions(run=utc(2026, 11, 27, 18), leads=[0, 1], layers=["hrrr-temperature-2m"], progress=False), client=client)
     assert sorted(r.time for r in explicit.ingested) == [utc(2026, 11, 27, 18), utc(2026, 11, 27, 19)]
     assert all(rng == f"bytes={objects[(utc(2026, 11, 27, 18), 0)].spans['TMP:2-HTGL'][0]}-"
                f"{objects[(utc(2026, 11, 27, 18), 0)].spans['TMP:50000-ISBL'][0] - 1}"
@@ -597,7 +598,7 @@ def test_hrrr_option_errors(moto: MotoServer, hrrr_bucket, tmp_path: Path, clien
         fetch("hrrr", store, settings, FetchOptions(run=utc(2026, 11, 27, 17, 30)), client=client)
     with pytest.raises(FetchError, match="no run in the 12 h .* has lead 2 h"):
         fetch("hrrr", store, settings, FetchOptions(now=utc(2026, 11, 27, 15, 50), leads=[0, 2]), client=client)
-    with pytest.raises(FetchError, match="not a forecast layer"):
+    with pytest.raises(FetchError, match="layer reflectivity is not a hrrr layer; a hrrr fetch fills hrrr-temperature-2m"):
         fetch("hrrr", store, settings, FetchOptions(layers=["reflectivity"]), client=client)
 
 
@@ -623,31 +624,31 @@ def test_model_failures_are_one_line_and_the_rest_go_in(moto: MotoServer, tmp_pa
     store = store_at(tmp_path)
     client, _ = client_for(settings)
 
-    report = fetch("hrrr", store, settings, FetchOptions(run=run, leads=range(4), layers=MODEL_LAYERS, progress=False), client=client)
+    report = fetch("hrrr", store, settings, FetchOptions(run=run, leads=range(4), layers=HRRR_LAYERS, progress=False), client=client)
 
     hours = lambda layer: sorted(int((r.time - run).total_seconds() // 3600) for r in report.ingested if r.layer == layer)  # noqa: E731
-    assert hours("temperature-2m") == [0, 2, 3]
-    assert hours("wind-speed-10m") == [0]
+    assert hours("hrrr-temperature-2m") == [0, 2, 3]
+    assert hours("hrrr-wind-speed-10m") == [0]
     lines = [str(f) for f in report.failures]
     assert len(lines) == 3 and all("\n" not in line for line in lines)
-    assert lines[0] == f"s3://{bucket}/{HRRR.key(run, 1)}: missing object [temperature-2m, wind-speed-10m]"
+    assert lines[0] == f"s3://{bucket}/{HRRR.key(run, 1)}: missing object [hrrr-temperature-2m, hrrr-wind-speed-10m]"
     assert lines[1].startswith(f"s3://{bucket}/{HRRR.key(run, 2)}: VGRD:10 m above ground: truncated")
-    assert lines[1].endswith("[wind-speed-10m]")
-    assert lines[2] == f"s3://{bucket}/{HRRR.key(run, 3)}.idx: the .idx lists no VGRD at 10-HTGL [wind-speed-10m]"
+    assert lines[1].endswith("[hrrr-wind-speed-10m]")
+    assert lines[2] == f"s3://{bucket}/{HRRR.key(run, 3)}.idx: the .idx lists no VGRD at 10-HTGL [hrrr-wind-speed-10m]"
 
 
 def test_forecast_layers_come_from_the_registry(moto: MotoServer, hrrr_bucket, tmp_path: Path, client_for) -> None:  # noqa: ANN001
-    """Forecast layers are fetched from their registry selectors: reflectivity-model
+    """Model layers are fetched from their registry selectors: hrrr-reflectivity
     (REFC) needs no fetcher code of its own."""
     bucket, objects, files = hrrr_bucket
-    model_layer = LAYERS["reflectivity-model"]
+    model_layer = LAYERS["hrrr-reflectivity"]
     settings = Settings(hrrr_bucket=bucket, noaa_endpoint=moto.endpoint)
     store = store_at(tmp_path)
     client, rec = client_for(settings)
     run = utc(2026, 11, 27, 16)
-    report = fetch("hrrr", store, settings, FetchOptions(run=run, leads=[1], layers=["reflectivity-model", "wind-speed-10m"], progress=False), client=client)
+    report = fetch("hrrr", store, settings, FetchOptions(run=run, leads=[1], layers=["hrrr-reflectivity", "hrrr-wind-speed-10m"], progress=False), client=client)
     assert report.ok, [str(f) for f in report.failures]
-    assert {r.layer for r in report.ingested} == {"reflectivity-model", "wind-speed-10m"}
+    assert {r.layer for r in report.ingested} == {"hrrr-reflectivity", "hrrr-wind-speed-10m"}
     obj = objects[(run, 1)]
     # REFC is the first message: its range stands alone; UGRD/VGRD 10 m are apart.
     assert [rng for k, rng in rec.gets(".grib2")] == [
@@ -656,7 +657,7 @@ def test_forecast_layers_come_from_the_registry(moto: MotoServer, hrrr_bucket, t
         f"bytes={obj.spans['VGRD:10-HTGL'][0]}-",
     ]
     whole = ingest_file(store_at(tmp_path, "reference"), files[(run, 1)], model_layer).frame
-    assert store.load_catalog("reflectivity-model").frames[0].digest == whole.digest
+    assert store.load_catalog("hrrr-reflectivity").frames[0].digest == whole.digest
 
 
 # --------------------------------------------------------------------------
@@ -678,11 +679,11 @@ def test_gfs_latest_run_by_ranges(moto: MotoServer, tmp_path: Path, client_for) 
     store = store_at(tmp_path)
     client, rec = client_for(settings)
 
-    report = fetch("gfs", store, settings, FetchOptions(now=utc(2026, 11, 27, 20, 0), leads=[0, 3], layers=MODEL_LAYERS, progress=False), client=client)
+    report = fetch("gfs", store, settings, FetchOptions(now=utc(2026, 11, 27, 20, 0), leads=[0, 3], layers=GFS_LAYERS, progress=False), client=client)
 
     assert report.ok, [str(f) for f in report.failures]
     assert report.run == run12  # 18Z has no f003 yet
-    assert set(report.ingested) == {(layer, run12 + timedelta(hours=h), run12) for layer in MODEL_LAYERS for h in (0, 3)}
+    assert set(report.ingested) == {(layer, run12 + timedelta(hours=h), run12) for layer in GFS_LAYERS for h in (0, 3)}
     fetched_total = object_total = 0
     for lead in (0, 3):
         obj, key = objects[(run12, lead)], GFS.key(run12, lead)
@@ -700,10 +701,47 @@ def test_gfs_latest_run_by_ranges(moto: MotoServer, tmp_path: Path, client_for) 
     print(f"\nGFS: fetched {fetched_total} of {object_total} bytes ({fetched_total / object_total:.0%})")
     # Rewrapped to -180..180 like the whole file, and the same frames.
     reference = store_at(tmp_path, "reference")
-    for layer in MODEL_LAYERS:
+    for layer in GFS_LAYERS:
         frame = store.load_catalog(layer).find(run12 + timedelta(hours=3), run12)
         assert frame is not None and frame.bounds[0] == pytest.approx(-180, abs=3)
         assert frame.digest == ingest_file(reference, files[(run12, 3)], LAYERS[layer]).frame.digest
+
+
+@pytest.mark.parametrize("order", [("hrrr", "gfs"), ("gfs", "hrrr")], ids=["hrrr-first", "gfs-first"])
+def test_both_models_into_one_store_lose_nothing(moto: MotoServer, hrrr_bucket, tmp_path: Path, client_for, order) -> None:  # noqa: ANN001
+    """HRRR and GFS runs at the same hour, fetched into one store in either order and again:
+    each model keeps its own frames, runs and retention, and nothing is refused or skipped wrongly."""
+    hrrr, _, _ = hrrr_bucket
+    gfs = moto.public_bucket(f"noaa-gfs-{order[0]}")
+    run = utc(2026, 11, 27, 12)
+    for lead in (0, 3):
+        obj, _ = gfs_object(tmp_path, run, lead)
+        moto.put(gfs, GFS.key(run, lead), obj.data)
+        moto.put(gfs, GFS.key(run, lead) + ".idx", obj.idx.encode())
+    settings = Settings(hrrr_bucket=hrrr, gfs_bucket=gfs, noaa_endpoint=moto.endpoint)
+    store = store_at(tmp_path)
+    client, _ = client_for(settings)
+    hrrr_run = utc(2026, 11, 27, 16)
+    options = {
+        "hrrr": FetchOptions(run=hrrr_run, leads=[0, 1], progress=False),
+        "gfs": FetchOptions(run=run, leads=[0, 3], progress=False),
+    }
+    for model in order:
+        report = fetch(model, store, settings, options[model], client=client)
+        assert report.ok and report.skipped == [], [str(f) for f in report.failures]
+        assert {r.layer for r in report.ingested} == set(forecast_layer_ids(model))
+    for model in order:  # again: everything is there already
+        again = fetch(model, store, settings, options[model], client=client)
+        assert again.ingested == [] and again.ok and len(again.skipped) == 2 * len(forecast_layer_ids(model))
+    for layer in forecast_layer_ids("gfs"):
+        assert [(f.time, f.run) for f in store.load_catalog(layer).frames] == [(run, run), (run + timedelta(hours=3), run)]
+    for layer in forecast_layer_ids("hrrr"):
+        assert [(f.time, f.run) for f in store.load_catalog(layer).frames] == [(hrrr_run, hrrr_run), (hrrr_run + timedelta(hours=1), hrrr_run)]
+    assert not store.load_catalog("temperature-2m").frames  # the generic layer is for files ingested by hand
+
+
+def forecast_layer_ids(model: str) -> list[str]:
+    return [layer.id for layer in LAYERS.values() if layer.model == model]
 
 
 # --------------------------------------------------------------------------
