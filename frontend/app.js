@@ -330,11 +330,24 @@ async function updateLegend() {
   }
 }
 
+/** The picker: observations and hand-ingested layers first, then one group per model (HRRR, GFS...). */
 function fillLayerSelect(list) {
-  const key = JSON.stringify(list.map((l) => [l.id, l.title]));
+  const key = JSON.stringify(list.map((l) => [l.id, l.title, l.model]));
   if (key === state.layerKey) return;
   state.layerKey = key;
-  ui.layer.replaceChildren(...list.map((l) => new Option(l.title || l.id, l.id)));
+  const groups = new Map();
+  for (const l of list) {
+    const group = l.model ? l.model.toUpperCase() : '';
+    if (!groups.has(group)) groups.set(group, []);
+    groups.get(group).push(new Option(l.title || l.id, l.id));
+  }
+  ui.layer.replaceChildren(...[...groups].map(([label, options]) => {
+    if (!label) return options;
+    const optgroup = document.createElement('optgroup');
+    optgroup.label = label;
+    optgroup.append(...options);
+    return [optgroup];
+  }).flat());
   ui.layer.disabled = list.length === 0;
   if (state.layer) ui.layer.value = state.layer.id;
 }

@@ -493,6 +493,7 @@ class TileService:
             "title": layer.title,
             "units": layer.units,
             "kind": layer.kind,
+            "model": layer.model,
             "colormap": layer.colormap,
             "value_range": list(layer.value_range),
             "bounds": list(_union_bounds(visible)) if visible else [-180.0, -85.0511287798066, 180.0, 85.0511287798066],

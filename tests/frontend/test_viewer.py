@@ -331,6 +331,13 @@ def test_layer_select_lists_the_api_layers(viewer: Viewer, api: httpx.Client) ->
     options = select.locator("option").evaluate_all("(opts) => opts.map((o) => [o.value, o.textContent])")
     assert options == [[layer["id"], layer["title"]] for layer in layers]
     assert len(options) == len(LAYERS)
+    # Model layers are grouped by model; observations and hand-ingested layers stand first.
+    groups = select.locator("optgroup").evaluate_all("(gs) => gs.map((g) => [g.label, [...g.children].map((o) => o.value)])")
+    assert groups == [
+        [model.upper(), [layer["id"] for layer in layers if layer["model"] == model]]
+        for model in dict.fromkeys(layer["model"] for layer in layers if layer["model"])
+    ]
+    assert [g[0] for g in groups] == ["HRRR", "GFS"]
     assert select.is_enabled()
     assert select.input_value() == "reflectivity"
     assert viewer.page.get_by_label("Layer", exact=True).input_value() == "reflectivity"
