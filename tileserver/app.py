@@ -108,11 +108,17 @@ def tilejson(request: Request) -> JSONResponse:
     service = _service(request)
     if colormap is not None:
         service.check_colormap(found.id, params.colormap_name_param(colormap, found))
+    run = params.run_param(query.get("run"))
+    if run is not None and found.kind != "forecast":
+        raise BadRequest(f"run= applies to forecast layers; {found.id} is {found.kind}")
     info = service.layer_info(found, _base_url(request))
-    if resolved != "latest":
-        service.resolve(found, resolved)  # 404 now rather than from every tile
-        time = format_utc(resolved)
-    return JSONResponse(ogc.tilejson(info, _base_url(request), time, colormap), headers={"Cache-Control": "public, max-age=60"})
+    if resolved != "latest" or run is not None:
+        target = service.resolve(found, resolved, run)  # 404 now rather than from every tile
+        time = format_utc(target.time) if resolved != "latest" else time
+    return JSONResponse(
+        ogc.tilejson(info, _base_url(request), time, colormap, format_utc(run) if run else None),
+        headers={"Cache-Control": "public, max-age=60"},
+    )
 
 
 def wmts_capabilities(request: Request) -> Response:
@@ -146,6 +152,10 @@ async def wmts_kvp(request: Request) -> Response:
     if query.get("FORMAT", "image/png") != "image/png":
         raise BadRequest("FORMAT must be image/png")
     extra = {k.lower(): v for k, v in query.items() if k in ("COLORMAP", "RUN")}
+    # The run dimension, under its capabilities name or WMS's; "default" means the newest run.
+    for name in (ogc.REFERENCE_TIME, ogc.REFERENCE_TIME.removeprefix("DIM_")):
+        if query.get(name) and query[name].lower() not in ("default", "current"):
+            extra["run"] = query[name]
     tile_request = params.tile_params(
         query["LAYER"], query.get("TIME", "latest"), query["TILEMATRIX"], query["TILECOL"], f"{query['TILEROW']}.png", extra,
     )

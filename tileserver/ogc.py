@@ -17,6 +17,9 @@ TILE_MATRIX_SET = "GoogleMapsCompatible"
 # OGC WMTS 1.0.0 Annex E.4: scale denominator of zoom 0 of GoogleMapsCompatible.
 SCALE_ZOOM0 = 559082264.0287178
 ORIGIN = 20037508.3427892
+# The model run as a WMTS dimension, named as OGC 12-111r1 and WMS servers such as
+# ECCC GeoMet name it (WMS clients send it as DIM_REFERENCE_TIME).
+REFERENCE_TIME = "DIM_REFERENCE_TIME"
 NS = {
     "": "http://www.opengis.net/wmts/1.0",
     "ows": "http://www.opengis.net/ows/1.1",
@@ -25,16 +28,17 @@ NS = {
 }
 
 
-def tilejson(info: dict[str, Any], base_url: str, time: str, colormap: str | None) -> dict[str, Any]:
-    """TileJSON 3.0.0 for one layer at one time (``latest`` by default)."""
-    query = f"?{urlencode({'colormap': colormap})}" if colormap else ""
+def tilejson(info: dict[str, Any], base_url: str, time: str, colormap: str | None, run: str | None = None) -> dict[str, Any]:
+    """TileJSON 3.0.0 for one layer at one time (``latest`` by default), of one model run if given."""
+    options = {key: value for key, value in (("colormap", colormap), ("run", run)) if value}
+    query = f"?{urlencode(options)}" if options else ""
     west, south, east, north = info["bounds"]
     zoom = max(info["minzoom"], min(info["maxzoom"], 4))
     legend_url = info["legend"]
     return {
         "tilejson": "3.0.0",
         "name": info["title"],
-        "description": f"{info['title']} ({info['units']}), {info['kind']}; frame {time}",
+        "description": f"{info['title']} ({info['units']}), {info['kind']}; frame {time}" + (f", model run {run}" if run else ""),
         "version": "1.0.0",
         "attribution": info["attribution"],
         "scheme": "xyz",
@@ -47,9 +51,14 @@ def tilejson(info: dict[str, Any], base_url: str, time: str, colormap: str | Non
         # Extensions (TileJSON allows more keys): what the frames are.
         "units": info["units"],
         "time": time,
-        "frames": info["frames"],
+        "run": run,
+        "frames": _run_frames(info, run) if run else info["frames"],
         "nowcast": [n["time"] for n in info.get("nowcast", [])],
     }
+
+
+def _run_frames(info: dict[str, Any], run: str) -> list[str]:
+    return next((r["frames"] for r in info.get("runs", []) if r["run"] == run), [])
 
 
 def _q(prefix: str, name: str) -> str:
@@ -117,11 +126,21 @@ def _layer(contents: ET.Element, info: dict[str, Any], base_url: str) -> None:
     _sub(dimension, "", "Current", "true")
     for value in times or ["latest"]:
         _sub(dimension, "", "Value", value)
+    runs = [r["run"] for r in info.get("runs", [])]
+    if runs:
+        # Forecast layers: the model run next to the valid time; newest by default.
+        dimension = _sub(layer, "", "Dimension")
+        _sub(dimension, "ows", "Identifier", REFERENCE_TIME)
+        _sub(dimension, "ows", "UOM", "ISO8601")
+        _sub(dimension, "", "Default", runs[-1])
+        for value in runs:
+            _sub(dimension, "", "Value", value)
     link = _sub(layer, "", "TileMatrixSetLink")
     _sub(link, "", "TileMatrixSet", TILE_MATRIX_SET)
+    run_query = f"?run={{{REFERENCE_TIME}}}" if runs else ""
     _sub(
         layer, "", "ResourceURL", format="image/png", resourceType="tile",
-        template=f"{base_url}wmts/1.0.0/{info['id']}/default/{{Time}}/{TILE_MATRIX_SET}/{{TileMatrix}}/{{TileRow}}/{{TileCol}}.png",
+        template=f"{base_url}wmts/1.0.0/{info['id']}/default/{{Time}}/{TILE_MATRIX_SET}/{{TileMatrix}}/{{TileRow}}/{{TileCol}}.png{run_query}",
     )
 
 

@@ -25,6 +25,8 @@ from tileserver.storage import open_storage
 from tileserver.store import Store
 
 RADAR = LAYERS["reflectivity"]
+OLD_RUN, NEW_RUN = T0 - timedelta(hours=2), T0 - timedelta(hours=1)
+SHARED_VALID = "2026-11-27T20:00:00Z"  # OLD_RUN + 1 h = NEW_RUN + 0 h
 TILE = mercantile.tile(-100.0, 42.0, 5)
 # TileJSON 3.0.0's schema (mapbox/tilejson-spec 3.0.0/schema.json), whose
 # "vector_layers" requirement applies to vector tiles only (README: "REQUIRED" for
@@ -60,6 +62,11 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         path = folder / f"hrrr.t18z.wrfsfcf{lead:02d}.grib2"
         samples.write_hrrr_grib2(path, T0 - timedelta(hours=3), timedelta(hours=lead), shape=(150, 240))
         ingest_file(store, path, LAYERS["temperature-2m"])
+    # Two HRRR runs with a valid time in common: the run picks which frame is drawn.
+    for run, lead in ((OLD_RUN, 1), (NEW_RUN, 0), (NEW_RUN, 1)):
+        path = folder / f"hrrr.t{run:%H}z.wrfsfcf{lead:02d}.grib2"
+        samples.write_hrrr_grib2(path, run, timedelta(hours=lead), shape=(150, 240), seed=run.hour * 10 + lead)
+        ingest_file(store, path, LAYERS["hrrr-temperature-2m"])
     return store.storage.url
 
 
@@ -110,6 +117,60 @@ def test_owslib_reads_capabilities_times_and_tiles(server: LiveServer) -> None:
     assert kvp.read() == reference
     restful = templates[0].replace("{Time}", "2026-11-27T21:25:00Z").replace("{TileMatrix}", "5").replace("{TileRow}", str(TILE.y)).replace("{TileCol}", str(TILE.x))
     assert httpx.get(restful).content == reference
+
+
+def test_wmts_model_run_dimension(server: LiveServer) -> None:
+    """Forecast layers advertise the model run (DIM_REFERENCE_TIME, default the newest) beside Time;
+    KVP and RESTful GetTile honour it."""
+    from owslib.wmts import WebMapTileService
+
+    wmts = WebMapTileService(f"{server.url}/wmts/1.0.0/WMTSCapabilities.xml")
+    layer = wmts.contents["hrrr-temperature-2m"]
+    runs = layer.dimensions["DIM_REFERENCE_TIME"]
+    assert runs["values"] == ["2026-11-27T19:00:00Z", "2026-11-27T20:00:00Z"] and runs["default"] == "2026-11-27T20:00:00Z"
+    assert "DIM_REFERENCE_TIME" not in wmts.contents["reflectivity"].dimensions
+    tile = mercantile.tile(-97.0, 38.0, 5)
+    by_run = {}
+    for run in runs["values"]:
+        reference = httpx.get(f"{server.url}/tiles/hrrr-temperature-2m/{SHARED_VALID}/{tile.z}/{tile.x}/{tile.y}.png", params={"run": run})
+        assert reference.status_code == 200
+        kvp = wmts.gettile(layer="hrrr-temperature-2m", tilematrixset="GoogleMapsCompatible", tilematrix="5", row=tile.y,
+                           column=tile.x, format="image/png", time=SHARED_VALID, DIM_REFERENCE_TIME=run)
+        assert kvp.read() == reference.content
+        template = layer.resourceURLs[0]["template"]
+        restful = (template.replace("{Time}", SHARED_VALID).replace("{DIM_REFERENCE_TIME}", run).replace("{TileMatrix}", "5")
+                   .replace("{TileRow}", str(tile.y)).replace("{TileCol}", str(tile.x)))
+        assert httpx.get(restful).content == reference.content
+        by_run[run] = reference.content
+    assert len(set(by_run.values())) == 2  # two runs, two different forecasts for the same hour
+    # No run given, or "default": the newest run.
+    newest = wmts.gettile(layer="hrrr-temperature-2m", tilematrixset="GoogleMapsCompatible", tilematrix="5", row=tile.y,
+                          column=tile.x, format="image/png", time=SHARED_VALID, DIM_REFERENCE_TIME="default")
+    assert newest.read() == by_run[runs["default"]]
+    # GDAL takes each dimension's default: the newest run's frame at the default (latest) time.
+    tile = mercantile.tile(-97.0, 38.0, 7)  # inside the layer's bounds, which GDAL clips to
+    name = f"WMTS:{server.url}/wmts/1.0.0/WMTSCapabilities.xml,layer=hrrr-temperature-2m,tilematrixset=GoogleMapsCompatible,tilematrix=7"
+    with rasterio.Env(GDAL_HTTP_TIMEOUT="20"), rasterio.open(name) as dataset:
+        left, bottom, right, top = mercantile.xy_bounds(tile)
+        col, row = ~dataset.transform * (left, top)
+        window = dataset.read(window=Window(round(col), round(row), 256, 256))
+    latest = httpx.get(f"{server.url}/tiles/hrrr-temperature-2m/latest/{tile.z}/{tile.x}/{tile.y}.png", params={"run": runs["default"]}).content
+    ours = np.asarray(Image.open(io.BytesIO(latest)).convert("RGBA"))
+    np.testing.assert_array_equal(np.moveaxis(window, 0, -1)[..., :4], ours)
+
+
+def test_tilejson_takes_a_model_run(server: LiveServer) -> None:
+    body = httpx.get(f"{server.url}/tiles/hrrr-temperature-2m/tilejson.json", params={"run": "2026-11-27T19:00:00Z", "time": SHARED_VALID}).json()
+    jsonschema.validate(body, TILEJSON_SCHEMA)
+    assert body["tiles"][0] == f"{server.url}/tiles/hrrr-temperature-2m/{SHARED_VALID}/{{z}}/{{x}}/{{y}}.png?run=2026-11-27T19%3A00%3A00Z"
+    assert body["run"] == "2026-11-27T19:00:00Z" and body["frames"] == [SHARED_VALID]
+    tile = mercantile.tile(-97.0, 38.0, 5)
+    url = body["tiles"][0].replace("{z}", "5").replace("{x}", str(tile.x)).replace("{y}", str(tile.y))
+    assert httpx.get(url).content == httpx.get(f"{server.url}/tiles/hrrr-temperature-2m/{SHARED_VALID}/5/{tile.x}/{tile.y}.png?run=2026-11-27T19:00:00Z").content
+    missing = httpx.get(f"{server.url}/tiles/hrrr-temperature-2m/tilejson.json", params={"run": "2026-11-27T05:00:00Z"})
+    assert missing.status_code == 404 and "error" in missing.json()
+    observed = httpx.get(f"{server.url}/tiles/reflectivity/tilejson.json", params={"run": "2026-11-27T19:00:00Z"})
+    assert observed.status_code == 400 and "forecast layers" in observed.json()["error"]
 
 
 def test_gdal_reads_our_xyz_tiles_with_the_right_georeferencing(server: LiveServer, tmp_path: Path) -> None:
