@@ -141,6 +141,8 @@ def read_fields(
     The file is opened again for each later step, so only one step's grid is
     in memory at a time and nothing stays open while the caller works.
     """
+    if layer.blend:
+        raise IngestError(f"layer {layer.id} is a view blended from {' and '.join(layer.blend)}; ingest into one of those")
     _check_file(path)
     from ingest import odim  # here, not at the top: odim builds on this module's SourceField
 

@@ -170,6 +170,9 @@ class Layer:
     # The model a forecast layer holds (``hrrr``, ``gfs``), part of its identity: model
     # fetchers fill only their own layers. None: a file of any origin ingested by hand.
     model: str | None = None
+    # A seamless view: no frames of its own, each pixel from the first of these
+    # layers with data there, at the newest run of each (tileserver/blend.py).
+    blend: tuple[str, ...] = ()
 
     @property
     def overview_resampling(self) -> str:
@@ -183,7 +186,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _KEYS = {
     "id", "title", "units", "kind", "colormap", "range", "plausible", "step", "dtype", "offset", "nodata",
     "no_echo", "no_echo_below", "missing_values", "resampling", "cadence_minutes", "nowcast", "thresholds",
-    "attribution", "match", "model",
+    "attribution", "match", "model", "blend",
 }
 _MATCH_KEYS = {"grib", "grib_level", "netcdf", "odim", "speed_of"}
 _DEFAULT_NODATA: dict[str, int] = {"uint8": 255, "uint16": 65535, "int16": -32768}
@@ -290,12 +293,12 @@ def _grib_match(entry: _Entry, text: Any, levels: tuple[str, ...], key: str) -> 
     return GribMatch(element.strip(), (level.strip(),) if level else levels)
 
 
-def _names(entry: _Entry, match: Mapping[str, Any], key: str) -> list[Any]:
-    value = match.get(key, [])
+def _names(entry: _Entry, table: Mapping[str, Any], key: str) -> list[Any]:
+    value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise entry.fail(f"match.{key}", f"expected a list of names, got {value!r}")
+        raise entry.fail(key if table is entry.table else f"match.{key}", f"expected a list of names, got {value!r}")
     return value
 
 
@@ -328,7 +331,7 @@ def _selector(entry: _Entry) -> FieldSelector:
             netcdf_pairs.append((pair[0].strip(), pair[1].strip()))
     selector = FieldSelector(grib, plain["netcdf"], plain["odim"], tuple(grib_pairs), tuple(netcdf_pairs))
     if not (selector.grib or selector.netcdf or selector.odim or selector.is_vector):
-        raise entry.fail("match", "names no field: give grib, netcdf, odim or speed_of names")
+        raise entry.fail("match", "names no field: give grib, netcdf, odim or speed_of names (or make the layer a blend)")
     return selector
 
 
@@ -361,6 +364,9 @@ def parse_layer(table: Mapping[str, Any], where: str) -> Layer:
     cadence = entry.get("cadence_minutes", int, 5)
     if not 1 <= cadence <= 1440:
         raise entry.fail("cadence_minutes", f"must be 1 to 1440, got {cadence}")
+    blend = tuple(_names(entry, table, "blend"))
+    if not all(isinstance(name, str) and name for name in blend) or len(blend) == 1:
+        raise entry.fail("blend", f"expected two or more layer ids, most preferred first, got {list(blend)!r}")
     thresholds = entry.numbers("thresholds") or ()
     missing = entry.numbers("missing_values") or ()
     colormap = entry.text("colormap")
@@ -380,7 +386,7 @@ def parse_layer(table: Mapping[str, Any], where: str) -> Layer:
         colormap=colormap,
         value_range=value_range,
         plausible_range=plausible,
-        selector=_selector(entry),
+        selector=FieldSelector() if blend else _selector(entry),
         no_echo_below=entry.number("no_echo_below"),
         missing_values=missing,
         cadence_minutes=cadence,
@@ -388,6 +394,7 @@ def parse_layer(table: Mapping[str, Any], where: str) -> Layer:
         thresholds=thresholds,
         attribution=entry.text("attribution", required=False),
         model=_model(entry, kind),
+        blend=blend,
     )
 
 
@@ -441,10 +448,28 @@ def _resolve_like(table: Mapping[str, Any], known: Mapping[str, Mapping[str, Any
 def load_layers(extra: Path | None = None) -> dict[str, Layer]:
     """The built-in layers, then ``extra``'s, which add layers or replace built-in ones by id."""
     known: dict[str, Mapping[str, Any]] = {}
-    layers = {layer.id: layer for layer, _ in _read_file(BUILTIN_LAYERS_FILE, known)}
-    if extra is not None:
-        layers.update((layer.id, layer) for layer, _ in _read_file(extra, known))
+    origin: dict[str, Path] = {}
+    layers: dict[str, Layer] = {}
+    for path in (BUILTIN_LAYERS_FILE, *([extra] if extra is not None else [])):
+        for layer, _ in _read_file(path, known):
+            layers[layer.id] = layer
+            origin[layer.id] = path
+    for layer in layers.values():
+        if layer.blend:
+            _check_blend(layer, layers, f"layers file {origin[layer.id]} (layer {layer.id!r}), key 'blend'")
     return layers
+
+
+def _check_blend(layer: Layer, layers: Mapping[str, Layer], where: str) -> None:
+    """A blend's sources exist, hold frames of their own, and store values as the blend reads them."""
+    for source_id in layer.blend:
+        source = layers.get(source_id)
+        if source is None:
+            raise LayerConfigError(f"{where}: no layer {source_id!r}")
+        if source.blend:
+            raise LayerConfigError(f"{where}: {source_id!r} is a blend itself")
+        if source.kind != layer.kind or source.units != layer.units or source.encoding != layer.encoding:
+            raise LayerConfigError(f"{where}: {source_id!r} differs in kind, units or storage (step, dtype, offset, nodata); a blend mixes stored codes")
 
 
 class LayerRegistry(Mapping[str, Layer]):

@@ -24,7 +24,7 @@ from renderers.colorize import ColormapMismatchError, check_compatible, color_ta
 from renderers.nowcast.advection import MotionField, backtrack
 from renderers.nowcast.tiles import load_motion, nowcast_point, nowcast_tile
 from renderers.png import render_npy, render_png, transparent_png
-from tileserver import gdalcache
+from tileserver import blend, gdalcache
 from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
 from tileserver.layers import LAYERS, Layer
 from tileserver.observability import CatalogCollector, Metrics
@@ -68,6 +68,8 @@ class Target:
     time: datetime
     lead_s: float = 0.0
     motion: str | None = None
+    # A blend's less preferred frames at this time: they fill ``frame``'s no-data cells.
+    under: tuple[Frame, ...] = ()
 
     @property
     def is_nowcast(self) -> bool:
@@ -76,7 +78,7 @@ class Target:
     @property
     def identity(self) -> str:
         """Everything the rendered bytes depend on, for cache keys and ETags."""
-        base = f"{self.frame.layer}|{self.frame.digest}"
+        base = "|".join(f"{frame.layer}|{frame.digest}" for frame in (self.frame, *self.under))
         return f"{base}|nowcast|{self.motion}|{self.lead_s:g}" if self.is_nowcast else base
 
 
@@ -130,10 +132,16 @@ class TileService:
 
         If the store fails, the last catalog keeps serving; with none, 503.
         """
+        if LAYERS[layer_id].blend:
+            return Catalog(layer_id)  # a view: its frames are its sources' (see stacks)
         cached = self._catalogs.get(layer_id)
         if cached and _time.monotonic() - cached[0] < self.settings.catalog_ttl_s:
             return cached[1]
         return self._read_catalog(layer_id)
+
+    def stacks(self, layer: Layer) -> list[blend.Stack]:
+        """A blend layer's frames: per valid time, each source's newest run, most preferred first."""
+        return blend.stacks([self.catalog(source) for source in layer.blend])
 
     def _refresh_in_background(self, layer_id: str) -> None:
         with self._catalog_lock:
@@ -186,6 +194,8 @@ class TileService:
 
     def resolve(self, layer: Layer, time: FrameTime, run: Any = None, catalog: Catalog | None = None) -> Target:
         """What a URL's time names: a stored frame, or a nowcast from the latest one."""
+        if layer.blend:
+            return self._resolve_blend(layer, time, run)
         if catalog is None:
             catalog = self.catalog(layer.id)
         frame = catalog.resolve(time, run)
@@ -201,6 +211,15 @@ class TileService:
         elif layer.nowcast and catalog.frames and time != "latest" and time > catalog.frames[-1].time:
             what += f" (nowcasts are every {layer.cadence_minutes} min up to {self.settings.nowcast_horizon_min} min after the latest frame)"
         raise NotFound(f"layer {layer.id!r} has {what}")
+
+    def _resolve_blend(self, layer: Layer, time: FrameTime, run: Any) -> Target:
+        if run is not None:
+            raise BadRequest(f"layer {layer.id!r} blends the newest runs of {' and '.join(layer.blend)}; ask one of those for a given run")
+        stack = blend.resolve(self.stacks(layer), time)
+        if stack is None:
+            what = "no frames yet" if time == "latest" else f"no frame at {format_utc(time)}"
+            raise NotFound(f"layer {layer.id!r} has {what} (in {' or '.join(layer.blend)})")
+        return Target(stack.frames[0], stack.time, under=stack.frames[1:])
 
     def nowcasts(self, layer: Layer, catalog: Catalog) -> list[Target]:
         """Nowcast frames: the layer's cadence after its latest observation, to the horizon.
@@ -296,6 +315,10 @@ class TileService:
             if request.format == "png" and not _intersects(request.tile, frame.bounds, margin_m=field.reach(target.lead_s)):
                 return transparent_png(request.size)
             codes = self._read(frame, lambda dataset: nowcast_tile(dataset, request.tile, request.size, field, target.lead_s))
+        elif target.under:
+            codes = self._blend_tile(request, target)
+            if codes is None:
+                return transparent_png(request.size)
         else:
             if request.format == "png" and not _intersects(request.tile, frame.bounds):
                 return transparent_png(request.size)
@@ -303,6 +326,21 @@ class TileService:
         if request.format == "npy":
             return render_npy(request.layer.encoding.decode(codes))
         return render_png(codes, color_table(request.layer.id, request.colormap))
+
+    def _blend_tile(self, request: TileRequest, target: Target) -> np.ndarray | None:
+        """A blend's tile: each source's codes where the ones before it have none; None if no source reaches it."""
+        nodata = request.layer.encoding.nodata
+        codes = None
+        for frame in (target.frame, *target.under):
+            if not _intersects(request.tile, frame.bounds):
+                continue
+            more = self._read(frame, lambda dataset: read_tile(dataset, request.tile, request.size))
+            codes = more if codes is None else blend.fill(codes, nodata, more)
+            if not (codes == nodata).any():
+                break
+        if codes is None and request.format == "npy":
+            codes = np.full((request.size, request.size), nodata, dtype=request.layer.encoding.dtype)
+        return codes
 
     def motion_field(self, target: Target) -> MotionField:
         assert target.motion is not None
@@ -365,7 +403,12 @@ class TileService:
             code = self._read(frame, lambda dataset: nowcast_point(dataset, lon, lat, field, target.lead_s))
             result["nowcast"] = {"from": format_utc(frame.time), "lead_minutes": round(target.lead_s / 60)}
         else:
-            code = self._read(frame, lambda dataset: read_point(dataset, lon, lat))
+            for frame in (target.frame, *target.under):  # a blend: the first source with data there
+                code = self._read(frame, lambda dataset: read_point(dataset, lon, lat))
+                if code is not None and code != layer.encoding.nodata:
+                    break
+            if target.under:
+                result["source"] = {"layer": frame.layer, "model": LAYERS[frame.layer].model, "run": format_utc(frame.run) if frame.run else None}
         return {**result, **self._value(layer, code)}
 
     # -- point series --------------------------------------------------------
@@ -377,6 +420,8 @@ class TileService:
         Read from the point-series sidecars (two small reads per frame, in
         parallel), so 48 hours of 5-minute frames answer in tens of milliseconds.
         """
+        if layer.blend:
+            return self._blend_series(layer, lon, lat, start, end, run)
         catalog = self.catalog(layer.id)
         if layer.kind == "forecast":
             chosen_run = run or (catalog.runs()[-1] if catalog.runs() else None)
@@ -404,6 +449,30 @@ class TileService:
                 {"time": format_utc(n.time), **self._value(layer, code), "kind": "nowcast", "lead_minutes": round(n.lead_s / 60)}
                 for n, code in zip(nowcasts, codes, strict=True)
             ]
+        return {"layer": layer.id, "lon": lon, "lat": lat, "units": layer.units, "values": values}
+
+    def _blend_series(self, layer: Layer, lon: float, lat: float, start: datetime | None, end: datetime | None, run: Any) -> dict[str, Any]:
+        """A blend's series: at each valid time, the first source with a value at the point."""
+        if run is not None:
+            raise BadRequest(f"layer {layer.id!r} blends the newest runs of {' and '.join(layer.blend)}; ask one of those for a given run")
+        found = [s for s in self.stacks(layer) if (start is None or s.time >= start) and (end is None or s.time <= end)]
+        if len(found) > MAX_SERIES_FRAMES:
+            raise BadRequest(f"{len(found)} frames match; ask for at most {MAX_SERIES_FRAMES} with start= and end=")
+        x, y = mercantile.xy(lon, lat)
+        nodata = layer.encoding.nodata
+        chosen: list[Frame] = [stack.frames[0] for stack in found]
+        codes = self._codes_at(Catalog(layer.id), chosen, x, y)
+        for depth in range(1, max((len(s.frames) for s in found), default=0)):
+            pending = [i for i, code in enumerate(codes) if (code is None or code == nodata) and len(found[i].frames) > depth]
+            more = self._codes_at(Catalog(layer.id), [found[i].frames[depth] for i in pending], x, y)
+            for i, code in zip(pending, more, strict=True):
+                if code is not None and code != nodata:
+                    codes[i], chosen[i] = code, found[i].frames[depth]
+        values = [
+            {"time": format_utc(stack.time), **self._value(layer, code), "kind": "forecast", "layer": frame.layer,
+             **({"run": format_utc(frame.run)} if frame.run else {})}
+            for stack, frame, code in zip(found, chosen, codes, strict=True)
+        ]
         return {"layer": layer.id, "lon": lon, "lat": lat, "units": layer.units, "values": values}
 
     def _codes_at(self, catalog: Catalog, frames: list[Frame], x: float, y: float) -> list[int | None]:
@@ -485,9 +554,17 @@ class TileService:
 
     def layer_info(self, layer: Layer, base_url: str) -> dict[str, Any]:
         catalog = self.catalog(layer.id)
-        visible = catalog.visible_frames()
-        latest = catalog.resolve("latest")
-        newest = catalog.frames[-1] if catalog.frames else None
+        if layer.blend:
+            found = self.stacks(layer)
+            visible = [frame for stack in found for frame in stack.frames]
+            stack = blend.resolve(found, "latest")
+            latest = Target(stack.frames[0], stack.time) if stack else None
+            newest = max(visible, key=lambda f: f.native_zoom) if visible else None
+        else:
+            visible = catalog.visible_frames()
+            found_latest = catalog.resolve("latest")
+            latest = Target(found_latest, found_latest.time) if found_latest else None
+            newest = catalog.frames[-1] if catalog.frames else None
         info: dict[str, Any] = {
             "id": layer.id,
             "title": layer.title,
@@ -501,7 +578,7 @@ class TileService:
             "maxzoom": newest.native_zoom if newest else 0,
             "cadence_minutes": layer.cadence_minutes,
             "attribution": layer.attribution,
-            "frames": [format_utc(f.time) for f in visible],
+            "frames": sorted({format_utc(f.time) for f in visible}),
             "latest": format_utc(latest.time) if latest else None,
             "nowcast": [
                 {"time": format_utc(n.time), "lead_minutes": round(n.lead_s / 60)} for n in self.nowcasts(layer, catalog)
@@ -509,12 +586,25 @@ class TileService:
             "tiles": f"{base_url}tiles/{layer.id}/{{time}}/{{z}}/{{x}}/{{y}}.png",
             "legend": f"{base_url}api/colormaps/{layer.colormap}/legend.png",
         }
-        if layer.kind == "forecast":
+        if layer.blend:
+            info["blend"] = [self._blend_source(source) for source in layer.blend]
+        elif layer.kind == "forecast":
             info["runs"] = [
                 {"run": format_utc(run), "frames": [format_utc(f.time) for f in catalog.frames if f.run == run]}
                 for run in catalog.runs()
             ]
         return info
+
+    def _blend_source(self, layer_id: str) -> dict[str, Any]:
+        """Which model fills which area of a blend: each source's footprint and newest run, in order of preference."""
+        catalog = self.catalog(layer_id)
+        visible = catalog.visible_frames()
+        runs = catalog.runs()
+        return {
+            "layer": layer_id, "model": LAYERS[layer_id].model,
+            "bounds": list(_union_bounds(visible)) if visible else None,
+            "newest_run": format_utc(runs[-1]) if runs else None,
+        }
 
     def _cached_catalogs(self) -> dict[str, Catalog]:
         # The collector reads memory only; /metrics refreshes the catalogs first, within their TTL.

@@ -34,7 +34,11 @@ def test_builtin_encodings_are_those_frames_were_stored_with() -> None:
     assert layers["precip-rate"].encoding == centi
     assert layers["wind-speed-10m"].encoding == centi
     assert layers["temperature-2m"].encoding == Encoding(dtype="int16", scale=0.01, offset=0.0, nodata=-32768)
-    assert [layer.id for layer in layers.values()] == ["reflectivity", "precip-rate", "reflectivity-model", "temperature-2m", "wind-speed-10m"]
+    assert list(layers)[:5] == ["reflectivity", "precip-rate", "reflectivity-model", "temperature-2m", "wind-speed-10m"]
+    for model in ("hrrr", "gfs"):  # each model's layers store values as the generic ones do
+        for variable in ("temperature-2m", "wind-speed-10m"):
+            assert layers[f"{model}-{variable}"].encoding == layers[variable].encoding
+            assert layers[f"{model}-{variable}"].model == model
 
 
 def test_observed_layers_take_no_model_fields() -> None:
@@ -49,7 +53,7 @@ def test_an_operators_file_adds_a_layer_with_a_derived_encoding(tmp_path: Path) 
     extra.write_text(MSLP)
     layers = load_layers(extra)
     mslp = layers["mslp"]
-    assert len(layers) == 6 and mslp.units == "hPa" and mslp.kind == "forecast"
+    assert len(layers) == len(load_layers()) + 1 and mslp.units == "hPa" and mslp.kind == "forecast"
     assert mslp.encoding.dtype == "uint16" and mslp.encoding.scale == 0.1
     low, high = mslp.encoding.value_range
     # The colour range sits inside the codes with room for deep lows and strong highs.
@@ -64,7 +68,7 @@ def test_an_operators_file_replaces_a_layer_by_id(tmp_path: Path) -> None:
     extra.write_text(builtin.split("[[layers]]")[4].join(["[[layers]]", ""]).replace('"Temperature 2 m (model)"', '"2 m air temperature"'))
     layers = load_layers(extra)
     assert layers["temperature-2m"].title == "2 m air temperature"
-    assert len(layers) == 5
+    assert len(layers) == len(load_layers())
 
 
 @pytest.mark.parametrize(
@@ -93,6 +97,36 @@ def test_a_wrong_file_names_the_layer_and_the_key(tmp_path: Path, edit, message:
     text = str(caught.value)
     assert message in text and str(path) in text
     assert "\n" not in text
+
+
+def test_a_layer_like_another_takes_its_keys_and_overrides_some(tmp_path: Path) -> None:
+    extra = tmp_path / "layers.toml"
+    extra.write_text(MSLP + """
+[[layers]]
+id = "ecmwf-mslp"
+like = "mslp"
+model = "ecmwf"
+title = "Mean sea-level pressure (ECMWF)"
+match = { grib = ["MSL"] }
+""")
+    layers = load_layers(extra)
+    assert layers["ecmwf-mslp"].encoding == layers["mslp"].encoding and layers["ecmwf-mslp"].model == "ecmwf"
+    assert [m.element for m in layers["ecmwf-mslp"].selector.grib] == ["MSL"]
+
+
+@pytest.mark.parametrize(
+    ("blend", "message"),
+    [
+        ('["hrrr-temperature-2m", "nope"]', "no layer 'nope'"),
+        ('["hrrr-temperature-2m", "hrrr-wind-speed-10m"]', "'hrrr-wind-speed-10m' differs in kind, units or storage"),
+        ('["hrrr-temperature-2m"]', "expected two or more layer ids"),
+    ],
+)
+def test_a_wrong_blend_is_refused(tmp_path: Path, blend: str, message: str) -> None:
+    extra = tmp_path / "layers.toml"
+    extra.write_text(f'[[layers]]\nid = "my-best"\nlike = "temperature-2m"\nblend = {blend}\n')
+    with pytest.raises(LayerConfigError, match=message):
+        load_layers(extra)
 
 
 @pytest.mark.parametrize("command", [["ingest", "x.grib2", "--layer", "mslp"], ["serve", "--port", "1"], ["prune"]])
