@@ -28,6 +28,9 @@ STEP = timedelta(minutes=5)
 FULL_SHAPE = (3500, 7000)  # MRMS CONUS at 0.01 deg
 SMALL_SHAPE = (700, 1400)  # 0.05 deg, for a quick look
 HRRR_LEADS_H = range(0, 7)
+GFS_LEADS_H = range(0, 13, 3)
+# 1 deg: the global model around the HRRR domain, for the best-of-models view.
+GFS_SHAPE = (181, 360)
 ORIGIN_REUSE = timedelta(hours=3)
 
 
@@ -35,8 +38,8 @@ ORIGIN_REUSE = timedelta(hours=3)
 class Job:
     """One source file to make (if missing) and ingest."""
 
-    kind: str  # "radar" or "hrrr"
-    time: datetime  # radar valid time, or HRRR run time
+    kind: str  # "radar", "hrrr" or "gfs"
+    time: datetime  # radar valid time, or model run time
     lead_h: int = 0
 
 
@@ -73,7 +76,15 @@ def _hrrr_files(job: Job, workdir: Path) -> list[tuple[str, Path]]:
     if not path.exists():
         samples.write_hrrr_grib2(_partial(path), job.time, timedelta(hours=job.lead_h))
         _partial(path).rename(path)
-    return [("temperature-2m", path), ("wind-speed-10m", path)]
+    return [("hrrr-temperature-2m", path), ("hrrr-wind-speed-10m", path), ("hrrr-reflectivity", path)]
+
+
+def _gfs_files(job: Job, workdir: Path) -> list[tuple[str, Path]]:
+    path = workdir / f"gfs.{job.time:%Y%m%d}.t{job.time:%H}z.pgrb2.1p00.f{job.lead_h:03d}"
+    if not path.exists():
+        samples.write_gfs_grib2(_partial(path), job.time, timedelta(hours=job.lead_h), shape=GFS_SHAPE, seed=job.lead_h)
+        _partial(path).rename(path)
+    return [("gfs-temperature-2m", path), ("gfs-wind-speed-10m", path)]
 
 
 def _partial(path: Path) -> Path:
@@ -84,7 +95,10 @@ def _partial(path: Path) -> Path:
 
 def _run_job(job: Job, workdir: str, store: Store, shape: tuple[int, int], origin: datetime) -> list[str]:
     folder = Path(workdir)
-    files = _radar_files(job, folder, shape, origin) if job.kind == "radar" else _hrrr_files(job, folder)
+    if job.kind == "radar":
+        files = _radar_files(job, folder, shape, origin)
+    else:
+        files = _hrrr_files(job, folder) if job.kind == "hrrr" else _gfs_files(job, folder)
     lines = []
     for layer_id, path in files:
         try:
@@ -124,11 +138,14 @@ def run_demo(store: Store, workdir: Path, steps: int = 25, full_size: bool = Tru
     newest_run = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     jobs = [Job("radar", start + i * STEP) for i in range(steps)]
     jobs += [Job("hrrr", run, lead) for run in (newest_run - timedelta(hours=1), newest_run) for lead in HRRR_LEADS_H]
+    gfs_run = newest_run.replace(hour=newest_run.hour - newest_run.hour % 6)
+    jobs += [Job("gfs", gfs_run, lead) for lead in GFS_LEADS_H]
     workdir.mkdir(parents=True, exist_ok=True)
     origin = _origin(workdir, start)
     shape = FULL_SHAPE if full_size else SMALL_SHAPE
     echo(f"demo: SYNTHETIC data, {steps} radar frames {start:%H:%M}-{end:%H:%M} UTC on a {shape[1]}x{shape[0]} grid "
-         f"and HRRR-style runs {newest_run - timedelta(hours=1):%H}Z and {newest_run:%H}Z; files in {workdir}/")
+         f"HRRR-style runs {newest_run - timedelta(hours=1):%H}Z and {newest_run:%H}Z and a GFS-style {gfs_run:%H}Z run; "
+         f"files in {workdir}/")
     failures = []
     with ProcessPoolExecutor(max_workers=min(os.cpu_count() or 1, 4)) as pool:
         futures = [pool.submit(_run_job, job, str(workdir), store, shape, origin) for job in jobs]
