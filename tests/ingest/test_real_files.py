@@ -21,7 +21,8 @@ import pytest
 
 from tests.conftest import free_port
 from tests.ingest.fidelity import measure
-from tests.ingest.real_cases import CASES, GFS_25, REDUCED, Case, DATA
+from tests.ingest.real_cases import CASES, DATA, GFS_25, REDUCED, Case
+from tests.tileserver.test_layers import MSLP
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the project")
 
@@ -55,23 +56,10 @@ def test_reduced_gaussian_grid_is_refused_in_one_line(tmp_path: Path) -> None:
     assert not list((tmp_path / "store").glob("wind-speed-10m/**/*.tif"))
 
 
-MSLP_LAYERS = """
-[[layers]]
-id = "mslp"
-title = "Mean sea-level pressure"
-units = "hPa"
-kind = "forecast"
-colormap = "viridis"
-range = [950, 1050]
-step = 0.1
-match = { grib = ["PRMSL", "MSLET"], netcdf = ["air_pressure_at_sea_level"] }
-"""
-
-
 def test_a_layers_file_alone_serves_sea_level_pressure(tmp_path: Path) -> None:
     """The issue's example file, nothing else: ingest GFS PRMSL (Pa), serve hPa, draw a tile and a legend."""
     layers = tmp_path / "layers.toml"
-    layers.write_text(MSLP_LAYERS)
+    layers.write_text(MSLP)
     env = {"WXTILES_LAYERS": str(layers)}
     store = tmp_path / "store"
     done = wxtiles("ingest", str(GFS_25), "--layer", "mslp", "--quiet", store=store, env=env)
