@@ -160,7 +160,8 @@ def test_post_is_refused_with_json(server: httpx.Client) -> None:
 def test_layers_metadata(server: httpx.Client) -> None:
     body = get(server, "/api/layers").json()
     ids = [layer["id"] for layer in body["layers"]]
-    assert ids == ["reflectivity", "precip-rate", "reflectivity-model", "temperature-2m", "wind-speed-10m"]
+    assert ids == list(LAYERS)  # every layer of the registry, in its order
+    assert {layer["model"] for layer in body["layers"]} == {None, "hrrr", "gfs"}
     radar = get(server, "/api/layers/reflectivity").json()
     assert radar["units"] == "dBZ" and radar["kind"] == "observed" and radar["colormap"] == "nws-reflectivity"
     assert radar["frames"] == ["2026-11-27T21:00:00Z", "2026-11-27T21:05:00Z", "2026-11-27T21:10:00Z"]
