@@ -18,6 +18,7 @@ from ingest.cog import build_cog
 from ingest.decode import BandChoice, read_field
 from ingest.errors import IngestError
 from ingest.motion import build_motion, ensure_latest_motion
+from ingest.verify import verify_observation
 from tileserver.layers import Layer
 from tileserver.series import write_sidecar
 from tileserver.storage import StorageError
@@ -67,6 +68,8 @@ def ingest_file(
                 series=_series(work, series_work), started=started,
             )
             _latest_motion(store, layer)
+            if result.status == "published":
+                _verify(store, layer, result)
             return result
         except FrameConflictError as exc:
             raise IngestError(str(exc)) from None
@@ -104,6 +107,18 @@ def _latest_motion(store: Store, layer: Layer) -> None:
         ensure_latest_motion(store, layer)
     except Exception as exc:  # noqa: BLE001 - as above
         log.warning("%s: no motion field for the newest frame: %s", layer.id, exc)
+
+
+def _verify(store: Store, layer: Layer, result: PublishResult) -> None:
+    """Score the nowcasts this observation verifies; a failure costs the scores, never the frame."""
+    started = monotonic()
+    try:
+        cases = verify_observation(store, layer, result.frame)
+    except Exception as exc:  # noqa: BLE001 - verification is an extra, as motion is
+        log.warning("%s %s: nowcasts not verified: %s", layer.id, result.frame.time, exc)
+        return
+    if cases:
+        log.info("%s %s: verified %d nowcasts in %.2f s", layer.id, result.frame.time, len(cases), monotonic() - started)
 
 
 def ingest_files(

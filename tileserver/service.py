@@ -43,8 +43,6 @@ RENDER_VERSION = "1"
 # How GDAL's curl layer words a store that is down or too slow.
 NETWORK_FAILURES = ("timed out", "Couldn't connect", "Connection refused", "HTTP error code: 0", "HTTP error code: 5")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# A nowcast uses the newest motion estimated at most this long before its base frame.
-MOTION_MAX_AGE = timedelta(minutes=20)
 # 48 h of 2-minute MRMS frames, with room to spare.
 MAX_SERIES_FRAMES = 2000
 _SERIES_DTYPES = {layer.id: {"uint8": "u1", "uint16": "u2", "int16": "i2"}[layer.encoding.dtype] for layer in LAYERS.values()}
@@ -536,11 +534,10 @@ class TileService:
 
 
 def _nowcast_motion(layer: Layer, catalog: Catalog) -> str | None:
-    """The motion field nowcasts use: the newest within MOTION_MAX_AGE of the latest frame."""
+    """The motion field nowcasts from the latest frame use."""
     if not layer.nowcast or not catalog.frames:
         return None
-    base = catalog.frames[-1]
-    return next((f.motion for f in reversed(catalog.frames) if f.motion and base.time - f.time <= MOTION_MAX_AGE), None)
+    return catalog.nowcast_motion(catalog.frames[-1])
 
 
 def _nowcast_step(catalog: Catalog, motion: str, layer: Layer, k: int) -> Target:

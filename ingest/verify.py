@@ -1,0 +1,114 @@
+"""Live verification: score the nowcasts that were valid when an observation arrives.
+
+A nowcast from base frame B at lead L was served, while B was the newest
+frame, as valid at B + L. When the observation at T arrives, every earlier
+frame B with T - B one of the layer's verified leads gave such a nowcast: it
+is recomputed as the server drew it (B moved along the motion field the
+server chose for B, nearest cell at each departure point) and compared with
+T, cell by cell, on one coarse Web Mercator grid over T's footprint. The
+contingency tables go into the layer's verification record in the store.
+
+With a feed whose interval does not divide a lead (2-minute MRMS and 5-minute
+leads), no observation falls at that lead's valid times and it stays
+unscored: scoring a 4- or 6-minute extrapolation under "+5 min" would report
+skill for nowcasts nobody was shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import rasterio
+
+from ingest.cog import ZOOM0_RESOLUTION
+from renderers.nowcast.tiles import ORIGIN, load_motion
+from renderers.nowcast.verification import contingency, extrapolate
+from tileserver.layers import Layer
+from tileserver.reader import read_area
+from tileserver.store import Catalog, Frame, Store
+from tileserver.verification import Case, Record, verified_leads
+
+log = logging.getLogger(__name__)
+
+# The verification grid is the finest zoom level's lattice with at most this
+# many cells over the frame: ~10 km cells over CONUS, cheap to extrapolate.
+MAX_CELLS = 2**19
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up mercator grid on a zoom level's global pixel lattice."""
+
+    left: float
+    top: float
+    pixel: float
+    width: int
+    height: int
+
+
+def verification_grid(dataset: rasterio.DatasetReader) -> Grid:
+    """The coarse grid over a frame's footprint: the same for every frame of a network."""
+    left, bottom, right, top = dataset.bounds
+    zoom = round(math.log2(ZOOM0_RESOLUTION / dataset.res[0]))
+    while True:
+        pixel = ZOOM0_RESOLUTION / 2**zoom
+        x0 = -ORIGIN + math.floor((left + ORIGIN) / pixel) * pixel
+        y0 = ORIGIN - math.floor((ORIGIN - top) / pixel) * pixel
+        width, height = math.ceil((right - x0) / pixel), math.ceil((y0 - bottom) / pixel)
+        if width * height <= MAX_CELLS or zoom == 0:
+            return Grid(x0, y0, pixel, width, height)
+        zoom -= 1
+
+
+def _values(store: Store, layer: Layer, key: str, grid: Grid) -> np.ndarray:
+    with rasterio.open(store.storage.gdal_path(key)) as dataset:
+        codes = read_area(dataset, grid.left, grid.top, grid.pixel, grid.width, grid.height)
+    return layer.encoding.decode(codes)
+
+
+def score_observation(store: Store, layer: Layer, frame: Frame, catalog: Catalog, skip: set[int] | frozenset[int] = frozenset()) -> tuple[list[Case], float]:
+    """Cases for the nowcasts valid at ``frame``'s time, and the grid's cell size (m).
+
+    ``skip``: leads already scored at this time.
+    """
+    by_time = {f.time: f for f in catalog.frames if f.run is None}
+    plans: list[tuple[int, Frame, str]] = []
+    for lead in verified_leads(layer):
+        base = by_time.get(frame.time - timedelta(minutes=lead))
+        motion = catalog.nowcast_motion(base) if base is not None and lead not in skip else None
+        if base is not None and motion is not None:
+            plans.append((lead, base, motion))
+    with rasterio.open(store.storage.gdal_path(frame.key)) as dataset:
+        grid = verification_grid(dataset)
+    if not plans:
+        return [], grid.pixel
+    observed = _values(store, layer, frame.key, grid)
+    cases = []
+    for lead, base, motion_key in plans:
+        with rasterio.open(store.storage.gdal_path(motion_key)) as dataset:
+            field = load_motion(dataset)
+        forecast = extrapolate(_values(store, layer, base.key, grid), field, grid.left, grid.top, grid.pixel, lead * 60.0)
+        counts = contingency(forecast, observed, layer.thresholds)
+        cases.append(Case(frame.time, base.time, lead, tuple(tuple(int(v) for v in row) for row in counts)))  # type: ignore[misc]
+    return cases, grid.pixel
+
+
+def verify_observation(store: Store, layer: Layer, frame: Frame) -> list[Case]:
+    """Score the nowcasts valid at a newly published observation; store them in the rolling window."""
+    if not layer.nowcast or not layer.thresholds or frame.run is not None:
+        return []
+    record = store.load_verification(layer.id)
+    skip = record.scored(frame.time) if record is not None else set()
+    cases, cell_m = score_observation(store, layer, frame, store.load_catalog(layer.id), skip)
+    if not cases:
+        return []
+
+    def add(current: Record | None) -> Record:
+        return (current or Record(layer.id, layer.thresholds)).with_cases(cases, layer.thresholds, cell_m, store.retention.verification)
+
+    store.update_verification(layer.id, add)
+    return cases
