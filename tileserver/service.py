@@ -27,7 +27,7 @@ from renderers.png import render_npy, render_png, transparent_png
 from tileserver import gdalcache
 from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
 from tileserver.layers import LAYERS, Layer
-from tileserver.observability import CatalogCollector, Metrics
+from tileserver.observability import CatalogCollector, Metrics, VerificationCollector
 from tileserver.params import FrameTime, TileRequest
 from tileserver.reader import DatasetPool, read_point, read_tile
 from tileserver.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
@@ -35,6 +35,7 @@ from tileserver.settings import Settings
 from tileserver.storage import KeyNotFound, StorageError
 from tileserver.store import Catalog, CatalogError, Frame, Pack, Store
 from tileserver.timeutil import format_utc
+from tileserver.verification import Record, summary
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class TileService:
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.registry.register(CatalogCollector(self._cached_catalogs))
+        self.metrics.registry.register(VerificationCollector(self._cached_verification))
         # Hot frames keep a handle per render thread; all frames together keep
         # two per frame on average (each idle handle holds about 0.35 MB).
         self.datasets = DatasetPool(max_paths=settings.open_datasets, idle_per_path=settings.threads,
@@ -93,6 +95,7 @@ class TileService:
         self._tiles_lock = threading.Lock()
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
         self._catalog_lock = threading.Lock()
+        self._verification: dict[str, tuple[float, Record | None]] = {}
         self._refreshing: set[str] = set()
         self._refresh_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="catalog")
         self._motion: LRUCache[str, MotionField] = LRUCache(maxsize=16)
@@ -512,6 +515,33 @@ class TileService:
                 for run in catalog.runs()
             ]
         return info
+
+    def verification(self, layer: Layer) -> dict[str, Any]:
+        """Live verification of the layer's nowcasts: scores pooled over the rolling window."""
+        if not layer.nowcast:
+            raise NotFound(f"layer {layer.id!r} has no nowcasts to verify")
+        return summary(layer, self._verification_record(layer.id), self.store.retention.verification)
+
+    def _verification_record(self, layer_id: str) -> Record | None:
+        """The stored record, re-read at most every ``catalog_ttl_s``; the last one if the store fails."""
+        cached = self._verification.get(layer_id)
+        if cached and _time.monotonic() - cached[0] < self.settings.catalog_ttl_s:
+            return cached[1]
+        try:
+            record = self.store.load_verification(layer_id)
+        except (CatalogError, StorageError) as exc:
+            log.error("verification of %s: %s", layer_id, exc)
+            self.metrics.store_errors.labels("catalog" if isinstance(exc, CatalogError) else "unavailable").inc()
+            if cached:
+                return cached[1]
+            raise Unavailable(f"the verification record of layer {layer_id!r} cannot be read") from None
+        self._verification[layer_id] = (_time.monotonic(), record)
+        return record
+
+    def _cached_verification(self) -> dict[str, dict[str, Any]]:
+        # Like catalogs: the collector reads memory; /metrics refreshes the records first.
+        return {layer_id: summary(LAYERS[layer_id], record, self.store.retention.verification)
+                for layer_id, (_, record) in list(self._verification.items())}
 
     def _cached_catalogs(self) -> dict[str, Catalog]:
         # The collector reads memory only; /metrics refreshes the catalogs first, within their TTL.

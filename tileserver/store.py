@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 from tileserver.layers import Layer, get_layer
 from tileserver.series import write_pack
+from tileserver.settings import Settings
 from tileserver.storage import KeyNotFound, Storage, StorageError
 from tileserver.timeutil import compact_utc, format_utc, parse_utc, utcnow
 from tileserver.verification import Record
@@ -317,6 +318,11 @@ class Retention:
     keep_runs: int = 3
     # Rolling window of live nowcast verification.
     verification: timedelta = timedelta(hours=6)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Retention:
+        return cls(observed=timedelta(hours=settings.retention_hours), keep_runs=settings.keep_runs,
+                   verification=timedelta(hours=settings.verification_hours))
 
 
 @dataclass
