@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
-
-from renderers.nowcast.advection import MotionField, backtrack
 
 # Columns of a contingency table row.
 COUNTS = ("hits", "misses", "false_alarms", "correct_negatives")
@@ -46,18 +43,3 @@ def scores(hits: int, misses: int, false_alarms: int) -> dict[str, float | None]
         "pod": ratio(hits, hits + misses),
         "far": ratio(false_alarms, hits + false_alarms),
     }
-
-
-def extrapolate(base: np.ndarray, field: MotionField, left: float, top: float, pixel: float, lead_s: float, nodata: float = np.nan) -> np.ndarray:
-    """The nowcast ``lead_s`` after ``base``, on base's own north-up mercator grid.
-
-    ``base`` holds values (or codes) on cells of ``pixel`` metres anchored at
-    (``left``, ``top``). Each cell takes the base cell nearest its departure
-    point, as nowcast tiles do; departures off the grid get ``nodata``.
-    """
-    rows, cols = base.shape
-    x, y = np.meshgrid(left + (np.arange(cols) + 0.5) * pixel, top - (np.arange(rows) + 0.5) * pixel)
-    x0, y0 = backtrack(field, x, y, lead_s)
-    col = ((x0 - left) / pixel - 0.5).astype(np.float32)
-    row = ((top - y0) / pixel - 0.5).astype(np.float32)
-    return cv2.remap(base, col, row, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=float(nodata))

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from affine import Affine
 
 from ingest.pipeline import ingest_file
-from ingest.verify import MAX_CELLS, verify_observation
+from ingest.verify import MAX_CELLS, Grid, extrapolate, verify_observation
+from renderers.nowcast.advection import MotionField
 from tests.conftest import T0, minutes, write_latlon_geotiff
 from tests.tileserver.test_nowcast import RES, SHAPE, write_step
 from tileserver.layers import LAYERS
@@ -102,6 +104,22 @@ def test_unrelated_frames_score_near_zero(tmp_path: Path) -> None:
         ingest_file(store, path, RADAR, time=T0 + minutes(5 * step))
     for lead in (5, 10):
         assert all(score is not None and score < 0.15 for score in csi(store, lead)), csi(store, lead)
+
+
+def test_extrapolate_moves_a_grid_with_uniform_motion_and_leaves_inflow_without_coverage() -> None:
+    pixel = 1000.0
+    base = np.full((41, 62), 0.0, dtype=np.float32)  # not a whole number of knots
+    base[10:20, 5:15] = 35.0
+    # 2 cells eastward and 1 southward per 10 minutes, for 30 minutes.
+    u = np.full((5, 7), 2 * pixel / 600, dtype=np.float32)
+    v = np.full((5, 7), -1 * pixel / 600, dtype=np.float32)
+    field = MotionField(u, v, Affine(10 * pixel, 0, 0.0, 0, -10 * pixel, 41 * pixel))
+    moved = extrapolate(base, field, Grid(0.0, 41 * pixel, pixel, 62, 41), 1800.0)
+    expected = np.full_like(base, 0.0)
+    expected[13:23, 11:21] = 35.0
+    expected[:, :6] = np.nan  # departures west of the grid: nothing known there
+    expected[:3, :] = np.nan
+    np.testing.assert_array_equal(moved, expected)
 
 
 def test_layers_without_nowcasts_are_not_verified(store: Store) -> None:
