@@ -31,7 +31,7 @@ from renderers.nowcast.tiles import ORIGIN, departure_grid, load_motion
 from renderers.nowcast.verification import contingency
 from tileserver.layers import Layer
 from tileserver.reader import read_area
-from tileserver.store import Catalog, Frame, Store
+from tileserver.store import Catalog, CatalogError, Frame, Store
 from tileserver.verification import Case, Record, verified_leads
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,10 @@ def verify_observation(store: Store, layer: Layer, frame: Frame) -> list[Case]:
     """Score the nowcasts valid at a newly published observation; store them in the rolling window."""
     if not layer.nowcast or not layer.thresholds or frame.run is not None:
         return []
-    record = store.load_verification(layer.id)
+    try:
+        record = store.load_verification(layer.id)
+    except CatalogError:
+        record = None  # unreadable: update_verification starts it afresh
     skip = record.scored(frame.time) if record is not None else set()
     cases, cell_m = score_observation(store, layer, frame, store.load_catalog(layer.id), skip)
     if not cases:

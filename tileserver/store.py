@@ -437,10 +437,21 @@ class Store:
         return _parse_record(layer_id, raw)
 
     def update_verification(self, layer_id: str, change: Callable[[Record | None], Record | None]) -> Record | None:
-        """Change the verification record as one compare-and-swap, as catalogs are."""
+        """Change the verification record as one compare-and-swap, as catalogs are.
+
+        An unreadable record is started afresh: it only summarises frames, and
+        keeping it would stop verification for good.
+        """
+
+        def parse(raw: bytes | None) -> Record | None:
+            try:
+                return _parse_record(layer_id, raw) if raw is not None else None
+            except CatalogError as exc:
+                log.warning("%s: starting it afresh", exc)
+                return None
+
         return self._compare_and_swap(
-            verification_key(layer_id), lambda raw: _parse_record(layer_id, raw) if raw is not None else None,
-            change, lambda record: record.to_bytes(), f"verification record of layer {layer_id!r}",
+            verification_key(layer_id), parse, change, lambda record: record.to_bytes(), f"verification record of layer {layer_id!r}",
         )
 
     def _compare_and_swap(self, key: str, parse: Callable[[bytes | None], Any], change: Callable[[Any], Any],

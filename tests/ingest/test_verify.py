@@ -146,6 +146,15 @@ def test_concurrent_updates_keep_every_case(store: Store) -> None:
     assert sorted(cases(store)) == sorted((5 * i, lead) for i in range(12) for lead in (5, 10))
 
 
+def test_an_unreadable_record_is_started_afresh_by_the_next_ingest(tmp_path: Path) -> None:
+    store = Store(open_storage(str(tmp_path / "store"), create=True))
+    for step in range(2):
+        ingest_file(store, write_step(tmp_path, step), RADAR, time=T0 + minutes(5 * step))
+    store.storage.write_bytes("verification/reflectivity.json", b'{"format": "wxtiles-verification/1", "cases": 3}')
+    ingest_file(store, write_step(tmp_path, 2), RADAR, time=T0 + minutes(10))
+    assert cases(store) == [(10, 5)]
+
+
 def test_the_window_rolls_on_and_scores_pool_counts(tmp_path: Path) -> None:
     window = timedelta(minutes=30)
     store = Store(open_storage(str(tmp_path / "store"), create=True), Retention(verification=window))
