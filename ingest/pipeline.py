@@ -69,7 +69,7 @@ def ingest_file(
             )
             _latest_motion(store, layer)
             if result.status == "published":
-                _verify(store, layer, result)
+                _verify(store, layer, result, work)
             return result
         except FrameConflictError as exc:
             raise IngestError(str(exc)) from None
@@ -109,11 +109,12 @@ def _latest_motion(store: Store, layer: Layer) -> None:
         log.warning("%s: no motion field for the newest frame: %s", layer.id, exc)
 
 
-def _verify(store: Store, layer: Layer, result: PublishResult) -> None:
+def _verify(store: Store, layer: Layer, result: PublishResult, cog: Path) -> None:
     """Score the nowcasts this observation verifies; a failure costs the scores, never the frame."""
     started = monotonic()
     try:
-        cases = verify_observation(store, layer, result.frame)
+        # A local store took the file by renaming it; an S3 store left it, and it saves reading it back.
+        cases = verify_observation(store, layer, result.frame, str(cog) if cog.exists() else None)
     except Exception as exc:  # noqa: BLE001 - verification is an extra, as motion is
         log.warning("%s %s: nowcasts not verified: %s", layer.id, result.frame.time, exc)
         return

@@ -81,16 +81,18 @@ def extrapolate(base: np.ndarray, field: MotionField, grid: Grid, lead_s: float)
     return cv2.remap(base, col, row, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
 
 
-def _values(store: Store, layer: Layer, key: str, grid: Grid) -> np.ndarray:
-    with rasterio.open(store.storage.gdal_path(key)) as dataset:
+def _values(path: str, layer: Layer, grid: Grid) -> np.ndarray:
+    with rasterio.open(path) as dataset:
         codes = read_area(dataset, grid.left, grid.top, grid.pixel, grid.width, grid.height)
     return layer.encoding.decode(codes)
 
 
-def score_observation(store: Store, layer: Layer, frame: Frame, catalog: Catalog, skip: set[int] | frozenset[int] = frozenset()) -> tuple[list[Case], float]:
+def score_observation(store: Store, layer: Layer, frame: Frame, catalog: Catalog, skip: set[int] | frozenset[int] = frozenset(),
+                      source: str | None = None) -> tuple[list[Case], float]:
     """Cases for the nowcasts valid at ``frame``'s time, and the grid's cell size (m).
 
-    ``skip``: leads already scored at this time.
+    ``skip``: leads already scored at this time. ``source``: the observation's
+    COG if it is at hand locally (at ingest), instead of reading it back from the store.
     """
     by_time = {f.time: f for f in catalog.frames if f.run is None}
     plans: list[tuple[int, Frame, str]] = []
@@ -99,23 +101,27 @@ def score_observation(store: Store, layer: Layer, frame: Frame, catalog: Catalog
         motion = catalog.nowcast_motion(base) if base is not None and lead not in skip else None
         if base is not None and motion is not None:
             plans.append((lead, base, motion))
-    with rasterio.open(store.storage.gdal_path(frame.key)) as dataset:
-        grid = verification_grid(dataset)
     if not plans:
-        return [], grid.pixel
-    observed = _values(store, layer, frame.key, grid)
+        return [], 0.0
+    observed_path = source or store.storage.gdal_path(frame.key)
+    with rasterio.open(observed_path) as dataset:
+        grid = verification_grid(dataset)
+    observed = _values(observed_path, layer, grid)
     cases = []
     for lead, base, motion_key in plans:
         with rasterio.open(store.storage.gdal_path(motion_key)) as dataset:
             field = load_motion(dataset)
-        forecast = extrapolate(_values(store, layer, base.key, grid), field, grid, lead * 60.0)
+        forecast = extrapolate(_values(store.storage.gdal_path(base.key), layer, grid), field, grid, lead * 60.0)
         counts = contingency(forecast, observed, layer.thresholds)
         cases.append(Case(frame.time, base.time, lead, tuple(tuple(int(v) for v in row) for row in counts)))  # type: ignore[misc]
     return cases, grid.pixel
 
 
-def verify_observation(store: Store, layer: Layer, frame: Frame) -> list[Case]:
-    """Score the nowcasts valid at a newly published observation; store them in the rolling window."""
+def verify_observation(store: Store, layer: Layer, frame: Frame, source: str | None = None) -> list[Case]:
+    """Score the nowcasts valid at a newly published observation; store them in the rolling window.
+
+    ``source``: the frame's COG as built by this ingest, if still at hand.
+    """
     if not layer.nowcast or not layer.thresholds or frame.run is not None:
         return []
     try:
@@ -123,7 +129,7 @@ def verify_observation(store: Store, layer: Layer, frame: Frame) -> list[Case]:
     except CatalogError:
         record = None  # unreadable: update_verification starts it afresh
     skip = record.scored(frame.time) if record is not None else set()
-    cases, cell_m = score_observation(store, layer, frame, store.load_catalog(layer.id), skip)
+    cases, cell_m = score_observation(store, layer, frame, store.load_catalog(layer.id), skip, source)
     if not cases:
         return []
 
