@@ -5,7 +5,7 @@
 
 import {
   buildFrames, buildPermalink, formatTime, formatUtc, formatValue, isForecast, kindLabel,
-  lastObservedIndex, liveIndex, nearestIndex, parsePermalink,
+  lastObservedIndex, liveIndex, nearestIndex, parsePermalink, skillLabel,
 } from './timeline.js';
 import { RadarFrames, layerBounds, tileTemplate } from './radar.js';
 import { renderLegend } from './legend.js';
@@ -54,6 +54,7 @@ const ui = {
   timebar: $('timebar'),
   timeLabel: $('time-label'),
   kind: $('frame-kind'),
+  skill: $('frame-skill'),
   loading: $('loading'),
   count: $('frame-count'),
   utc: $('utc-toggle'),
@@ -87,6 +88,7 @@ const state = {
   loadFailed: false,
   popup: null,
   pointToken: 0,
+  verification: null, // api/layers/{layer}/verification of the current layer
 };
 
 let map;
@@ -272,6 +274,7 @@ function updateTimeUI() {
     ui.timeLabel.removeAttribute('datetime');
     ui.timeLabel.removeAttribute('title');
     ui.kind.textContent = '';
+    ui.skill.hidden = true;
     ui.count.textContent = '';
     ui.timebar.classList.remove('forecast');
     ui.slider.removeAttribute('aria-valuetext');
@@ -285,6 +288,10 @@ function updateTimeUI() {
   ui.timeLabel.title = state.utc ? formatTime(frame.time) : formatUtc(frame.time);
   ui.kind.textContent = kind;
   ui.kind.title = frame.run ? `Model run ${formatUtc(frame.run)}` : '';
+  const skill = skillLabel(state.verification, frame, state.layer && state.layer.id);
+  ui.skill.hidden = !skill;
+  ui.skill.textContent = skill ? skill.text : '';
+  ui.skill.title = skill ? skill.title : '';
   ui.timebar.classList.toggle('forecast', isForecast(frame));
   ui.timebar.dataset.kind = frame.kind;
   ui.count.textContent = `${state.index + 1}/${n}`;
@@ -384,6 +391,8 @@ function selectLayer(id, { time = null } = {}) {
   else if (!pinned || state.frames[index].time === pinned) setStatus('');
   updateXyz();
   updateLegend();
+  if (!state.verification || state.verification.layer !== id) state.verification = null;
+  refreshVerification();
   updateTimeUI();
   if (!state.frames.length) {
     radar.clear();
@@ -433,7 +442,23 @@ async function refreshLayers(request = null) {
     return true;
   }
   mergeFrames(layer);
+  refreshVerification();
   return true;
+}
+
+/** How good the layer's nowcasts have been: fetched with the layers, shown beside nowcast frames. */
+async function refreshVerification() {
+  const layer = state.layer;
+  if (!layer || !Array.isArray(layer.nowcast) || !layer.nowcast.length) return;
+  let doc = null;
+  try {
+    doc = await fetchJSON(`api/layers/${encodeURIComponent(layer.id)}/verification`, { cache: 'no-cache' });
+  } catch (_) {
+    doc = null; // scores are an extra: the loop goes on without them
+  }
+  if (!state.layer || state.layer.id !== layer.id) return; // another layer was picked meanwhile
+  state.verification = doc;
+  updateTimeUI();
 }
 
 /** New metadata for the current layer: new frames join the loop, the view stays where it is. */

@@ -169,3 +169,43 @@ export function buildPermalink({ layer, time, zoom, lat, lon, opacity, basemap }
   if (basemap) params.set('basemap', basemap);
   return `#${params.toString().replace(/%3A/g, ':')}`;
 }
+
+// ---------- live verification ----------
+
+function formatHours(hours) {
+  if (!Number.isFinite(hours)) return '';
+  if (hours < 1) return `${Math.round(hours * 60)} min`;
+  return `${Number(hours.toFixed(1))} h`;
+}
+
+function formatScore(score) {
+  return Number.isFinite(score) ? score.toFixed(2) : '\u2013';
+}
+
+/**
+ * How good a nowcast frame's lead has been, from `api/layers/{layer}/verification`:
+ * {text: "CSI 0.62 (> 20 dBZ) over the last 6 h", title: every threshold's CSI, POD and FAR},
+ * or null for observed and model frames or without a verification of this layer.
+ * The text names the layer's first threshold (the "any rain" one).
+ */
+export function skillLabel(verification, frame, layerId) {
+  if (!verification || verification.layer !== layerId || !frame || frame.kind !== 'nowcast') return null;
+  const leads = Array.isArray(verification.leads) ? verification.leads : [];
+  const lead = leads.find((l) => l.lead_minutes === frame.lead_minutes);
+  const window = verification.window || {};
+  const span = `over the last ${formatHours(window.hours)}`;
+  const units = displayUnits(verification.units);
+  if (!lead || !lead.cases || !Array.isArray(lead.thresholds) || !lead.thresholds.length) {
+    return {
+      text: `Not verified ${span}`,
+      title: lead ? (verification.message || `No observation arrived at the valid time of a ${formatLead(frame.lead_minutes)} nowcast ${span}.`)
+        : `Nowcasts are verified up to ${formatLead(leads.length ? leads[leads.length - 1].lead_minutes : NaN)}.`,
+    };
+  }
+  const first = lead.thresholds[0];
+  const event = `> ${first.threshold} ${units}`.trim();
+  const text = Number.isFinite(first.csi) ? `CSI ${formatScore(first.csi)} (${event}) ${span}` : `No ${event} forecast or observed ${span}`;
+  const lines = lead.thresholds.map((t) => `> ${t.threshold} ${units}: CSI ${formatScore(t.csi)}, POD ${formatScore(t.pod)}, FAR ${formatScore(t.far)}`);
+  lines.push(`${lead.cases} ${formatLead(frame.lead_minutes)} nowcasts scored against the observations, ${formatUtc(window.start)} to ${formatUtc(window.end)}`);
+  return { text, title: lines.join('\n') };
+}

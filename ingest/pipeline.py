@@ -18,6 +18,7 @@ from ingest.cog import build_cog
 from ingest.decode import BandChoice, SourceField, read_fields
 from ingest.errors import IngestError
 from ingest.motion import build_motion, ensure_latest_motion
+from ingest.verify import verify_observation
 from tileserver.layers import Layer
 from tileserver.series import write_sidecar
 from tileserver.storage import StorageError
@@ -102,6 +103,8 @@ def _publish_next(store: Store, fields: Iterator[SourceField], layer: Layer, sou
                 series=_series(work, series_work), started=started,
             )
             _latest_motion(store, layer)
+            if result.status == "published":
+                _verify(store, layer, result, work)
             return result
         except FrameConflictError as exc:
             raise IngestError(str(exc)) from None
@@ -139,6 +142,19 @@ def _latest_motion(store: Store, layer: Layer) -> None:
         ensure_latest_motion(store, layer)
     except Exception as exc:  # noqa: BLE001 - as above
         log.warning("%s: no motion field for the newest frame: %s", layer.id, exc)
+
+
+def _verify(store: Store, layer: Layer, result: PublishResult, cog: Path) -> None:
+    """Score the nowcasts this observation verifies; a failure costs the scores, never the frame."""
+    started = monotonic()
+    try:
+        # A local store took the file by renaming it; an S3 store left it, and it saves reading it back.
+        cases = verify_observation(store, layer, result.frame, str(cog) if cog.exists() else None)
+    except Exception as exc:  # noqa: BLE001 - verification is an extra, as motion is
+        log.warning("%s %s: nowcasts not verified: %s", layer.id, result.frame.time, exc)
+        return
+    if cases:
+        log.info("%s %s: verified %d nowcasts in %.2f s", layer.id, result.frame.time, len(cases), monotonic() - started)
 
 
 def ingest_files(

@@ -9,7 +9,6 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -191,6 +190,11 @@ def point(request: Request) -> JSONResponse:
     return JSONResponse(result, headers={"Cache-Control": "public, max-age=60"})
 
 
+def verification(request: Request) -> JSONResponse:
+    found = params.layer_param(request.path_params["layer"])
+    return JSONResponse(_service(request).verification(found), headers={"Cache-Control": "public, max-age=60"})
+
+
 def series(request: Request) -> Response:
     found = params.layer_param(request.path_params["layer"])
     query = _query(request)
@@ -271,9 +275,12 @@ async def metrics(request: Request) -> Response:
 
 def _metrics(request: Request) -> Response:
     service = _service(request)
-    for layer_id in LAYERS:  # fresh catalog gauges, within the catalog TTL
+    for layer in LAYERS.values():  # fresh catalog and verification gauges, within the catalog TTL
         with contextlib.suppress(ApiError):
-            service.catalog(layer_id)
+            service.catalog(layer.id)
+        if layer.nowcast:
+            with contextlib.suppress(ApiError):
+                service.verification(layer)
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -328,7 +335,7 @@ def _frontend_routes() -> list[Route | Mount]:
 
 
 def build_service(settings: Settings) -> TileService:
-    retention = Retention(observed=timedelta(hours=settings.retention_hours), keep_runs=settings.keep_runs)
+    retention = Retention.from_settings(settings)
     return TileService(Store(open_storage(settings.store), retention), settings)
 
 
@@ -364,6 +371,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/layers/{layer}", layer, methods=get),
         Route("/api/layers/{layer}/point", point, methods=get),
         Route("/api/layers/{layer}/series", series, methods=get),
+        Route("/api/layers/{layer}/verification", verification, methods=get),
         Route("/api/colormaps", colormap_list, methods=get),
         Route("/api/colormaps/{name}", colormap, methods=get),
         Route("/api/colormaps/{name}/legend.png", legend, methods=get),

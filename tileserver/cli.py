@@ -29,7 +29,7 @@ class CliError(Exception):
 
 
 def _store(settings: Settings, create: bool) -> Store:
-    retention = Retention(observed=timedelta(hours=settings.retention_hours), keep_runs=settings.keep_runs)
+    retention = Retention.from_settings(settings)
     return Store(open_storage(settings.store, create=create), retention)
 
 

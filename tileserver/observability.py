@@ -78,6 +78,38 @@ class CatalogCollector:
         yield ingest
 
 
+class VerificationCollector:
+    """Per layer, lead and threshold: CSI, POD and FAR of the nowcasts over the verification window.
+
+    From the stored verification records, so every replica reports the same.
+    Leads and thresholds with nothing scored yet are left out, not reported as 0.
+    """
+
+    SCORES = (("csi", "critical success index"), ("pod", "probability of detection"), ("far", "false alarm ratio"))
+
+    def __init__(self, summaries: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self.summaries = summaries
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauges = {
+            name: GaugeMetricFamily(f"wxtiles_nowcast_{name}", f"Nowcast {text} over the verification window, by lead and event threshold",
+                                    labels=["layer", "lead_minutes", "threshold"])
+            for name, text in self.SCORES
+        }
+        cases = GaugeMetricFamily("wxtiles_nowcast_verified_cases", "Nowcasts scored in the verification window, by lead",
+                                  labels=["layer", "lead_minutes"])
+        for layer_id, summary in sorted(self.summaries().items()):
+            for lead in summary["leads"]:
+                minutes = str(lead["lead_minutes"])
+                cases.add_metric([layer_id, minutes], lead["cases"])
+                for row in lead["thresholds"]:
+                    for name in gauges:
+                        if row[name] is not None:
+                            gauges[name].add_metric([layer_id, minutes, f"{row['threshold']:g}"], row[name])
+        yield from gauges.values()
+        yield cases
+
+
 class RequestLogMiddleware:
     """Times, counts and logs each request; it must sit inside ForwardedHeadersMiddleware,
     which copies the scope, so that it sees the route the router records in it."""

@@ -109,6 +109,11 @@ def document(base_url: str = "/") -> dict[str, Any]:
             {"200": {"description": "series", "content": {"application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}}},
             400, 404, 502, 503,
         ),
+        "/api/layers/{layer}/verification": _get(
+            "Live verification of a radar layer's nowcasts: CSI, POD and FAR per lead and threshold, pooled over the rolling window",
+            [LAYER], _json("leads, each with cases and per threshold the counts (hits, misses, false_alarms, correct_negatives) and csi, pod, far (null: undefined); window; updated"),
+            404, 503,
+        ),
         "/api/colormaps": _get("All colormaps", [], _json("colormaps")),
         "/api/colormaps/{name}": _get("A colormap: stops, colours, units", [_path("name", {"type": "string"}, "colormap name")], _json("colormap"), 404),
         "/api/colormaps/{name}/legend.png": _get(

@@ -27,7 +27,7 @@ from renderers.png import render_npy, render_png, transparent_png
 from tileserver import blend, gdalcache
 from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
 from tileserver.layers import LAYERS, Layer
-from tileserver.observability import CatalogCollector, Metrics
+from tileserver.observability import CatalogCollector, Metrics, VerificationCollector
 from tileserver.params import FrameTime, TileRequest
 from tileserver.reader import DatasetPool, read_point, read_tile
 from tileserver.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
@@ -35,6 +35,7 @@ from tileserver.settings import Settings
 from tileserver.storage import KeyNotFound, StorageError
 from tileserver.store import Catalog, CatalogError, Frame, Pack, Store
 from tileserver.timeutil import format_utc
+from tileserver.verification import Record, summary
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,6 @@ RENDER_VERSION = "1"
 # How GDAL's curl layer words a store that is down or too slow.
 NETWORK_FAILURES = ("timed out", "Couldn't connect", "Connection refused", "HTTP error code: 0", "HTTP error code: 5")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# A nowcast uses the newest motion estimated at most this long before its base frame.
-MOTION_MAX_AGE = timedelta(minutes=20)
 # 48 h of 2-minute MRMS frames, with room to spare.
 MAX_SERIES_FRAMES = 2000
 _SERIES_DTYPES = {layer.id: {"uint8": "u1", "uint16": "u2", "int16": "i2"}[layer.encoding.dtype] for layer in LAYERS.values()}
@@ -88,6 +87,7 @@ class TileService:
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.registry.register(CatalogCollector(self._cached_catalogs))
+        self.metrics.registry.register(VerificationCollector(self._cached_verification))
         # Hot frames keep a handle per render thread; all frames together keep
         # two per frame on average (each idle handle holds about 0.35 MB).
         self.datasets = DatasetPool(max_paths=settings.open_datasets, idle_per_path=settings.threads,
@@ -97,6 +97,7 @@ class TileService:
         self._tiles_lock = threading.Lock()
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
         self._catalog_lock = threading.Lock()
+        self._verification: dict[str, tuple[float, Record | None]] = {}
         self._refreshing: set[str] = set()
         self._refresh_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="catalog")
         self._motion: LRUCache[str, MotionField] = LRUCache(maxsize=16)
@@ -606,6 +607,33 @@ class TileService:
             "newest_run": format_utc(runs[-1]) if runs else None,
         }
 
+    def verification(self, layer: Layer) -> dict[str, Any]:
+        """Live verification of the layer's nowcasts: scores pooled over the rolling window."""
+        if not layer.nowcast:
+            raise NotFound(f"layer {layer.id!r} has no nowcasts to verify")
+        return summary(layer, self._verification_record(layer.id), self.store.retention.verification)
+
+    def _verification_record(self, layer_id: str) -> Record | None:
+        """The stored record, re-read at most every ``catalog_ttl_s``; the last one if the store fails."""
+        cached = self._verification.get(layer_id)
+        if cached and _time.monotonic() - cached[0] < self.settings.catalog_ttl_s:
+            return cached[1]
+        try:
+            record = self.store.load_verification(layer_id)
+        except (CatalogError, StorageError) as exc:
+            log.error("verification of %s: %s", layer_id, exc)
+            self.metrics.store_errors.labels("catalog" if isinstance(exc, CatalogError) else "unavailable").inc()
+            if cached:
+                return cached[1]
+            raise Unavailable(f"the verification record of layer {layer_id!r} cannot be read") from None
+        self._verification[layer_id] = (_time.monotonic(), record)
+        return record
+
+    def _cached_verification(self) -> dict[str, dict[str, Any]]:
+        # Like catalogs: the collector reads memory; /metrics refreshes the records first.
+        return {layer_id: summary(LAYERS[layer_id], record, self.store.retention.verification)
+                for layer_id, (_, record) in list(self._verification.items())}
+
     def _cached_catalogs(self) -> dict[str, Catalog]:
         # The collector reads memory only; /metrics refreshes the catalogs first, within their TTL.
         with self._catalog_lock:
@@ -627,11 +655,10 @@ class TileService:
 
 
 def _nowcast_motion(layer: Layer, catalog: Catalog) -> str | None:
-    """The motion field nowcasts use: the newest within MOTION_MAX_AGE of the latest frame."""
+    """The motion field nowcasts from the latest frame use."""
     if not layer.nowcast or not catalog.frames:
         return None
-    base = catalog.frames[-1]
-    return next((f.motion for f in reversed(catalog.frames) if f.motion and base.time - f.time <= MOTION_MAX_AGE), None)
+    return catalog.nowcast_motion(catalog.frames[-1])
 
 
 def _nowcast_step(catalog: Catalog, motion: str, layer: Layer, k: int) -> Target:

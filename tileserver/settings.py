@@ -41,6 +41,8 @@ class Settings:
     # pruned; forecast layers keep only their newest runs.
     retention_hours: float = 48.0
     keep_runs: int = 3
+    # Live nowcast verification pools the scored nowcasts of this many hours.
+    verification_hours: float = 6.0
     # Nowcast frames reach this far past the latest observation, on the layer's cadence.
     nowcast_horizon_min: int = 120
     # Open datasets kept between requests (file handles).
@@ -76,6 +78,8 @@ class Settings:
                 raise SettingsError(f"{name}={raw!r} must be a finite number, not negative")
             values[field.name] = value
         settings = cls(**values)  # type: ignore[arg-type]
+        if settings.verification_hours <= 0:
+            raise SettingsError(f"{PREFIX}VERIFICATION_HOURS must be more than 0")
         if settings.keep_runs < 1:
             raise SettingsError(f"{PREFIX}KEEP_RUNS must be at least 1")
         if settings.log_level not in LOG_LEVELS:

@@ -6,6 +6,7 @@ Layout (keys relative to ``WXTILES_STORE``)::
     {layer}/{YYYY}/{MM}/{DD}/{valid}-{digest}.tif          observed frames
     {layer}/{YYYY}/{MM}/{DD}/{valid}-{digest}.motion.tif   their motion fields (radar layers)
     {layer}/runs/{run}/{valid}-{digest}.tif                forecast frames, per model run
+    verification/{layer}.json                              live nowcast verification (radar layers)
     .tmp/  .locks/                                         local store internals
 
 ``valid`` and ``run`` are compact UTC times (``20261127T214000Z``); ``digest`` is
@@ -19,6 +20,10 @@ replaces the catalog (one atomic compare-and-swap write, retried if another
 writer changed it meanwhile), so a reader never finds an entry whose file is
 incomplete and concurrent ingests never lose each other's entries. Pruning
 removes entries first and files after.
+
+A verification record (``"format": "wxtiles-verification/1"``,
+``tileserver/verification.py``) holds the scored nowcasts of a rolling window;
+it is updated by the same compare-and-swap as catalogs.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ from typing import Any, Literal
 
 from tileserver.layers import Layer, get_layer
 from tileserver.series import write_pack
+from tileserver.settings import Settings
 from tileserver.storage import KeyNotFound, Storage, StorageError
 from tileserver.timeutil import compact_utc, format_utc, parse_utc, utcnow
+from tileserver.verification import Record
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ Bounds = tuple[float, float, float, float]  # west, south, east, north in degree
 # a reader still had open) are swept after this long.
 ORPHAN_GRACE_S = 600.0
 CATALOG_UPDATE_ATTEMPTS = 20
+# A nowcast uses the newest motion estimated at most this long before its base frame.
+MOTION_MAX_AGE = timedelta(minutes=20)
 _SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]*")
 
 
@@ -208,6 +217,14 @@ class Catalog:
                 return frame
         return None
 
+    def nowcast_motion(self, base: Frame) -> str | None:
+        """The motion field nowcasts from ``base`` use: the newest within MOTION_MAX_AGE of it.
+
+        ``base`` may lack one of its own when frames arrived out of order.
+        """
+        return next((f.motion for f in reversed(self.frames)
+                     if f.motion and f.time <= base.time and base.time - f.time <= MOTION_MAX_AGE), None)
+
     def runs(self) -> list[datetime]:
         return sorted({f.run for f in self.frames if f.run is not None})
 
@@ -258,12 +275,23 @@ class Catalog:
         return runs
 
 
+def _parse_record(layer_id: str, raw: bytes) -> Record:
+    try:
+        return Record.from_bytes(layer_id, raw)
+    except ValueError as exc:
+        raise CatalogError(str(exc)) from None
+
+
 def _sorted(frames: tuple[Frame, ...] | list[Frame]) -> tuple[Frame, ...]:
     return tuple(sorted(frames, key=lambda f: (f.time, f.run or f.time)))
 
 
 def catalog_key(layer: str) -> str:
     return f"catalog/{layer}.json"
+
+
+def verification_key(layer: str) -> str:
+    return f"verification/{layer}.json"
 
 
 def motion_key(frame_key: str) -> str:
@@ -288,6 +316,13 @@ def frame_key(layer: Layer, time: datetime, run: datetime | None, digest: str) -
 class Retention:
     observed: timedelta = timedelta(hours=48)
     keep_runs: int = 3
+    # Rolling window of live nowcast verification.
+    verification: timedelta = timedelta(hours=6)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Retention:
+        return cls(observed=timedelta(hours=settings.retention_hours), keep_runs=settings.keep_runs,
+                   verification=timedelta(hours=settings.verification_hours))
 
 
 @dataclass
@@ -380,28 +415,61 @@ class Store:
 
         self._update_catalog(layer_id, set_motion)
 
-    def _load_versioned(self, layer_id: str) -> tuple[Catalog, str | None]:
-        try:
-            raw, version = self.storage.read_versioned(catalog_key(layer_id))
-        except KeyNotFound:
-            return Catalog(layer_id), None
-        return Catalog.from_bytes(layer_id, raw), version
-
     def _update_catalog(self, layer_id: str, change: Callable[[Catalog], Catalog | None]) -> Catalog:
         """Read, change and write a catalog as one compare-and-swap, retried on races.
 
         ``change`` returns the new catalog, or None to leave it as it is.
         """
+        return self._compare_and_swap(
+            catalog_key(layer_id), lambda raw: Catalog.from_bytes(layer_id, raw) if raw is not None else Catalog(layer_id),
+            change, lambda catalog: catalog.to_bytes(), f"catalog of layer {layer_id!r}",
+        )
+
+    def load_verification(self, layer_id: str) -> Record | None:
+        """The layer's verification record; None before anything was scored.
+
+        :class:`CatalogError` if it exists but cannot be parsed.
+        """
+        try:
+            raw = self.storage.read_bytes(verification_key(layer_id))
+        except KeyNotFound:
+            return None
+        return _parse_record(layer_id, raw)
+
+    def update_verification(self, layer_id: str, change: Callable[[Record | None], Record | None]) -> Record | None:
+        """Change the verification record as one compare-and-swap, as catalogs are.
+
+        An unreadable record is started afresh: it only summarises frames, and
+        keeping it would stop verification for good.
+        """
+
+        def parse(raw: bytes | None) -> Record | None:
+            try:
+                return _parse_record(layer_id, raw) if raw is not None else None
+            except CatalogError as exc:
+                log.warning("%s: starting it afresh", exc)
+                return None
+
+        return self._compare_and_swap(
+            verification_key(layer_id), parse, change, lambda record: record.to_bytes(), f"verification record of layer {layer_id!r}",
+        )
+
+    def _compare_and_swap(self, key: str, parse: Callable[[bytes | None], Any], change: Callable[[Any], Any],
+                          encode: Callable[[Any], bytes], what: str) -> Any:
         for attempt in range(CATALOG_UPDATE_ATTEMPTS):
-            catalog, version = self._load_versioned(layer_id)
-            changed = change(catalog)
+            try:
+                raw, version = self.storage.read_versioned(key)
+            except KeyNotFound:
+                raw, version = None, None
+            current = parse(raw)
+            changed = change(current)
             if changed is None:
-                return catalog
-            if self.storage.write_if(catalog_key(layer_id), changed.to_bytes(), version):
+                return current
+            if self.storage.write_if(key, encode(changed), version):
                 return changed
             # Another writer got there first: back off a little and redo the change on its result.
             _time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-        raise StorageError(f"catalog of layer {layer_id!r} kept changing under {CATALOG_UPDATE_ATTEMPTS} attempts to update it")
+        raise StorageError(f"{what} kept changing under {CATALOG_UPDATE_ATTEMPTS} attempts to update it")
 
     @staticmethod
     def _same_or_conflict(existing: Frame, frame: Frame) -> PublishResult:

@@ -48,25 +48,24 @@ def nowcast_tile(dataset: rasterio.DatasetReader, tile: mercantile.Tile, size: i
     return cv2.remap(area, col, row, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=int(dataset.nodata))
 
 
-def departure_grid(field: MotionField, left: float, top: float, pixel: float, size: int, lead_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Departure points of every pixel centre of a tile.
+def departure_grid(field: MotionField, left: float, top: float, pixel: float, size: int, lead_s: float,
+                   *, height: int | None = None, knot: int = KNOT) -> tuple[np.ndarray, np.ndarray]:
+    """Departure points of every pixel centre of a tile (``size`` wide, ``height`` or ``size`` high).
 
-    Trajectories are traced from a coarse lattice (every ``KNOT`` pixels, on the
+    Trajectories are traced from a coarse lattice (every ``knot`` pixels, on the
     tile's edges, so on the zoom's global pixel lattice) and their displacements
     interpolated bilinearly: motion varies over tens of kilometres, and this is
-    ``KNOT``² times fewer trajectories. Knots depend only on the zoom's lattice,
+    ``knot``² times fewer trajectories. Knots depend only on the zoom's lattice,
     so neighbouring tiles still agree exactly.
     """
-    knots = np.arange(size // KNOT + 1) * KNOT * pixel
-    kx, ky = np.meshgrid(left + knots, top - knots)
+    height = size if height is None else height
+    kx, ky = np.meshgrid(left + np.arange(-(-size // knot) + 1) * knot * pixel, top - np.arange(-(-height // knot) + 1) * knot * pixel)
     x0, y0 = backtrack(field, kx, ky, lead_s)
     dx, dy = (x0 - kx).astype(np.float32), (y0 - ky).astype(np.float32)
-    position = ((np.arange(size) + 0.5) / KNOT).astype(np.float32)
-    col, row = np.meshgrid(position, position)
+    col, row = np.meshgrid(((np.arange(size) + 0.5) / knot).astype(np.float32), ((np.arange(height) + 0.5) / knot).astype(np.float32))
     dx = cv2.remap(dx, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     dy = cv2.remap(dy, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    centres = (np.arange(size) + 0.5) * pixel
-    x, y = np.meshgrid(left + centres, top - centres)
+    x, y = np.meshgrid(left + (np.arange(size) + 0.5) * pixel, top - (np.arange(height) + 0.5) * pixel)
     return x + dx, y + dy
 
 

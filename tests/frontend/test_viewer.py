@@ -423,6 +423,33 @@ def test_forecast_frames_are_labelled_and_coloured(viewer: Viewer) -> None:
     viewer.assert_clean()
 
 
+def test_nowcast_frames_show_how_good_their_lead_has_been(viewer: Viewer, api: httpx.Client) -> None:
+    """Four frames 5 minutes apart: +5 min nowcasts were verified twice, +10 once, +15 never."""
+    verification = api.get("/api/layers/reflectivity/verification").json()
+    five, ten, fifteen = verification["leads"][:3]
+    assert (five["cases"], ten["cases"], fifteen["cases"]) == (2, 1, 0)
+    page = viewer.page
+    skill = page.locator("#frame-skill")
+    assert skill.is_hidden()  # an observed frame
+    page.get_by_role("button", name="Next frame").click()
+    viewer.wait_for_frame(NOWCAST[0])
+    csi = five["thresholds"][0]["csi"]
+    expected = f"CSI {csi:.2f} (> 20 dBZ) over the last 6 h" if csi is not None else "No > 20 dBZ forecast or observed over the last 6 h"
+    page.wait_for_function("(text) => document.getElementById('frame-skill').textContent === text", arg=expected)
+    assert skill.is_visible()
+    title = skill.get_attribute("title") or ""
+    for row in five["thresholds"]:
+        assert f"> {row['threshold']:g} dBZ: CSI " in title
+    assert "2 +5 min nowcasts scored" in title
+    page.locator("#time-slider").fill(str(LOOP.index(NOWCAST[2])))
+    viewer.wait_for_frame(NOWCAST[2])
+    assert skill.inner_text() == "Not verified over the last 6 h"
+    page.locator("#layer-select").select_option("temperature-2m")
+    viewer.wait_for_frame(MODEL[-1], "temperature-2m")
+    assert skill.is_hidden()  # model forecasts are not verified live
+    viewer.assert_clean()
+
+
 def test_legend_matches_the_colormap(viewer: Viewer, api: httpx.Client) -> None:
     page = viewer.page
     colormap = api.get("/api/colormaps/nws-reflectivity").json()

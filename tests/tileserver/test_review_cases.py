@@ -96,7 +96,7 @@ def test_store_folder_vanishing_is_503_not_empty(tmp_path: Path, live_server_for
     assert httpx.get(server.url + "/api/layers/reflectivity").status_code == 200
 
 
-@pytest.mark.parametrize(("name", "value"), [("WXTILES_RETENTION_HOURS", "nan"), ("WXTILES_CACHE_MB", "-1"), ("WXTILES_CATALOG_TTL_S", "inf"), ("WXTILES_LOG_LEVEL", "bogus")])
+@pytest.mark.parametrize(("name", "value"), [("WXTILES_RETENTION_HOURS", "nan"), ("WXTILES_CACHE_MB", "-1"), ("WXTILES_CATALOG_TTL_S", "inf"), ("WXTILES_LOG_LEVEL", "bogus"), ("WXTILES_VERIFICATION_HOURS", "0")])
 def test_bad_settings(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})

@@ -82,6 +82,19 @@ def test_concurrent_publishers_keep_every_entry(s3_store_via_proxy, tmp_path: Pa
     assert len(store.load_catalog("reflectivity").frames) == 6
 
 
+def test_verification_on_s3_is_the_same_on_every_replica(s3_store_via_proxy, tmp_path: Path) -> None:  # noqa: ANN001
+    s3_url, _ = s3_store_via_proxy
+    store = Store(open_storage(s3_url))
+    for m in (0, 5, 10, 15):
+        ingest_file(store, radar_file(tmp_path, T0 + minutes(m), m), RADAR)
+    assert [c.lead_minutes for c in store.load_verification("reflectivity").cases] == [5, 5, 10]  # type: ignore[union-attr]
+    with LiveServer(Settings(store=s3_url)) as a, LiveServer(Settings(store=s3_url)) as b:
+        docs = [httpx.get(server.url + "/api/layers/reflectivity/verification").json() for server in (a, b)]
+        assert docs[0] == docs[1] and docs[0]["cases"] == 3
+        gauges = [sorted(line for line in httpx.get(server.url + "/metrics").text.splitlines() if line.startswith("wxtiles_nowcast_")) for server in (a, b)]
+        assert gauges[0] == gauges[1] and any(line.startswith('wxtiles_nowcast_csi{layer="reflectivity",lead_minutes="10"') for line in gauges[0])
+
+
 def test_store_down_gives_503_then_recovers(s3_store_via_proxy, tmp_path: Path) -> None:  # noqa: ANN001
     s3_url, proxy = s3_store_via_proxy
     store = Store(open_storage(s3_url))
