@@ -9,7 +9,6 @@ lines up with XYZ tiles and a tile read touches whole blocks only.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,20 +29,6 @@ try:
     from rasterio._io import MemoryDataset
 except ImportError:  # pragma: no cover - a rasterio without it
     MemoryDataset = None
-
-# GDAL notes, through rasterio's logger, what it does right by design: clamping a
-# global grid to the tile matrix's +-85.05 deg, and PROJ refusing a pole cell it
-# needs no value for. A user can do nothing about either.
-_EXPECTED_GDAL_NOTES = ("Clamping it to it", "Invalid latitude")
-
-
-class _ExpectedGdalNotes(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not any(note in message for note in _EXPECTED_GDAL_NOTES)
-
-
-logging.getLogger("rasterio._env").addFilter(_ExpectedGdalNotes())
 
 WEB_MERCATOR_MAX_LAT = 85.0511287798066
 # COG blocks: four 256-px XYZ tiles each, so a tile read touches one block.

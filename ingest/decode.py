@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import logging
 import re
 import threading
 import warnings
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pyproj
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
@@ -62,6 +64,22 @@ PLAUSIBILITY_SAMPLE = 1_000_000
 MAX_OBSERVATION_LEAD = timedelta(hours=1)
 _MRMS_STAMP = re.compile(r"(\d{8})[-_](\d{6})")
 _CF_TIME_UNITS = re.compile(r"^\s*\w+\s+since\s+", re.IGNORECASE)
+
+
+# GDAL notes, through rasterio's logger, what wxtiles handles by design: clamping
+# a global grid to the tile matrix's +-85.05 deg, PROJ refusing a pole cell it
+# needs no value for, and a NetCDF grid_mapping GDAL cannot read (pyproj reads
+# it, see georeference). A user can do nothing about any of them.
+_EXPECTED_GDAL_NOTES = ("Clamping it to it", "Invalid latitude", "Unhandled X/Y axis unit")
+
+
+class _ExpectedGdalNotes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(note in message for note in _EXPECTED_GDAL_NOTES)
+
+
+logging.getLogger("rasterio._env").addFilter(_ExpectedGdalNotes())
 
 
 # Python's warning filters are process-wide and catch_warnings is not thread-safe:
@@ -292,7 +310,7 @@ def _read_step(
     with contextlib.ExitStack() as stack:
         datasets = [src if name is None else stack.enter_context(rasterio.open(name)) for name in step.sources]
         first = datasets[0]
-        _check_georeference(first)
+        crs = georeference(first)
         for dataset, index in zip(datasets, step.bands):
             if index > dataset.count:
                 raise IngestError(f"has {dataset.count} bands; band {index} does not exist")
@@ -305,8 +323,8 @@ def _read_step(
             grids = [_read_band(dataset, index, layer) for dataset, index in zip(datasets, step.bands)]
             values = np.hypot(grids[0], grids[1]).astype(np.float32) if len(grids) == 2 else grids[0]
             del grids
-        values, transform = _normalise_longitudes(values, first.transform, first.crs)
-        values, transform = _crop_to_mercator(values, transform, first.crs)
+        values, transform = _normalise_longitudes(values, first.transform, crs)
+        values, transform = _crop_to_mercator(values, transform, crs)
         if codes is None:
             values = _clean(values, layer)
             _check_plausible(values, layer, _unit_label(first, step.bands[0]))
@@ -314,7 +332,6 @@ def _read_step(
             _check_plausible(layer.encoding.decode(_sample(values)), layer, _unit_label(first, step.bands[0]))
         valid, reference = _frame_times(first, step.bands[0], path)
         description = ", ".join(_describe(dataset, index) for dataset, index in zip(datasets, step.bands))
-        crs = first.crs
     valid = time or valid
     if valid is None:
         raise IngestError("carries no time (GRIB times, NetCDF time or a stamp in the file name); pass --time")
@@ -330,17 +347,53 @@ def _read_step(
     return SourceField(values, crs, transform, valid, run, description, encoded=codes is not None)
 
 
-def _check_georeference(src: rasterio.DatasetReader) -> None:
-    if src.crs is None:
-        raise IngestError("has no coordinate reference system (not georeferenced)")
+def georeference(src: rasterio.DatasetReader) -> CRS:
+    """The CRS of a north-up grid: GDAL's, or the NetCDF variable's CF grid_mapping read by pyproj
+    (GDAL reads some of them, such as rotated_latitude_longitude, as none)."""
     if src.transform.is_identity:
         raise IngestError("has no geotransform (not georeferenced)")
     if src.transform.b != 0 or src.transform.d != 0:
         raise IngestError("has a rotated grid, which wxtiles does not ingest")
-    if src.driver == "netCDF" and src.crs.to_string() == "OGC:CRS84" and not _has_degree_axes(src):
+    assumed = src.crs is not None and src.driver == "netCDF" and src.crs.to_string() == "OGC:CRS84"
+    if src.crs is not None and not assumed:
+        return src.crs
+    from_cf = _cf_grid_mapping(src)
+    if from_cf is not None:
+        return from_cf
+    if src.crs is None:
+        raise IngestError("has no coordinate reference system (not georeferenced)")
+    if not _has_degree_axes(src):
         # GDAL_NETCDF_ASSUME_LONGLAT takes any grid without a grid_mapping for
         # lon/lat; only axes in degrees really are.
         raise IngestError("has no grid_mapping and its axes are not latitude/longitude in degrees (not georeferenced)")
+    return src.crs
+
+
+def _cf_grid_mapping(src: rasterio.DatasetReader) -> CRS | None:
+    tags = src.tags()
+    variable = src.tags(1).get("NETCDF_VARNAME") if src.count else None
+    mapping = tags.get(f"{variable}#grid_mapping") if variable else None
+    if not mapping:
+        return None
+    attributes: dict[str, object] = {}
+    for key, value in tags.items():
+        if key.startswith(f"{mapping}#"):
+            name = key.split("#", 1)[1]
+            try:
+                attributes[name] = float(value)
+            except ValueError:
+                attributes[name] = value
+    if "grid_mapping_name" not in attributes:
+        return None
+    try:
+        return CRS.from_wkt(pyproj.CRS.from_cf(attributes).to_wkt())
+    except (pyproj.exceptions.CRSError, ValueError) as exc:
+        raise IngestError(f"has a CF grid_mapping {attributes['grid_mapping_name']!r} that cannot be read ({_first_line(exc)})") from None
+
+
+def _is_lonlat(crs: CRS) -> bool:
+    """Plain longitude/latitude: not a rotated pole, whose "longitudes" are the grid's own."""
+    return crs.is_geographic and not pyproj.CRS.from_wkt(crs.to_wkt()).is_derived
 
 
 def _has_degree_axes(src: rasterio.DatasetReader) -> bool:
@@ -470,7 +523,7 @@ def _normalise_longitudes(values: np.ndarray, transform: Affine, crs: CRS) -> tu
     A regional grid across 180 keeps its longitudes past 180; the COG step
     serves both sides of the antimeridian.
     """
-    if not crs.is_geographic:
+    if not _is_lonlat(crs):
         return values, transform
     west = transform.c
     east = west + transform.a * values.shape[1]
@@ -492,7 +545,7 @@ def _mercator_crop_rows(transform: Affine, rows: int, crs: CRS) -> tuple[int, in
     Rows wholly beyond it can never be drawn, and warping them makes PROJ print
     an "Invalid latitude" error for each pole row.
     """
-    if not crs.is_geographic or transform.e >= 0:
+    if transform.e >= 0 or not _is_lonlat(crs):
         return 0, rows
     north = transform.f
     first = max(0, int(np.floor((north - WEB_MERCATOR_MAX_LAT) / -transform.e)))

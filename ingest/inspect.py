@@ -141,7 +141,7 @@ def _layer_choice(src: rasterio.DatasetReader, layer: Layer) -> dict[str, Any]:
         step = steps[0]
         with contextlib.ExitStack() as stack:
             datasets = [src if name is None else stack.enter_context(rasterio.open(name)) for name in step.sources]
-            decode._check_georeference(datasets[0])
+            decode.georeference(datasets[0])
             for dataset, index in zip(datasets, step.bands):
                 convert(np.zeros(1, np.float32), decode._unit_label(dataset, index), layer.units, f"band {index}")
     except IngestError as exc:

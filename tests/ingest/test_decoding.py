@@ -185,3 +185,36 @@ def test_grid_across_the_antimeridian_keeps_both_sides(tmp_path: Path, live_serv
     assert bounds[0] == pytest.approx(west, abs=0.1) and bounds[2] == pytest.approx(east, abs=0.1), bounds
     assert result.points > 150 and result.fraction >= 0.99, result
     assert result.holes == 0, result
+
+
+def test_cf_rotated_pole_netcdf(tmp_path: Path, live_server_for) -> None:
+    """A COSMO/ICON-LAM style grid: rlat/rlon with a rotated_latitude_longitude grid_mapping
+    (which GDAL reads as no CRS; the CF attributes are read by pyproj)."""
+    rlat, rlon = np.arange(-10, 10.01, 0.1), np.arange(-15, 15.01, 0.1)
+    path = tmp_path / "cosmo_t2m.nc"
+    kelvin = 280 + 5 * np.sin(rlon / 3)[None, :] + rlat[:, None] * 0.3
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.Conventions = "CF-1.8"
+        for name, size in (("time", 1), ("rlat", rlat.size), ("rlon", rlon.size)):
+            nc.createDimension(name, size)
+        t = nc.createVariable("time", "f8", ("time",))
+        t.units, t.standard_name = "hours since 2026-11-27 00:00:00", "time"
+        t[:] = [12]
+        for name, values, axis in (("rlat", rlat, "Y"), ("rlon", rlon, "X")):
+            var = nc.createVariable(name, "f8", (name,))
+            var.units, var.standard_name, var.axis = "degrees", f"grid_{'latitude' if axis == 'Y' else 'longitude'}", axis
+            var[:] = values
+        pole = nc.createVariable("rotated_pole", "c")
+        pole.grid_mapping_name = "rotated_latitude_longitude"
+        pole.grid_north_pole_latitude, pole.grid_north_pole_longitude = 40.0, -170.0
+        var = nc.createVariable("t2m", "f4", ("time", "rlat", "rlon"))
+        var.units, var.standard_name, var.grid_mapping = "K", "air_temperature", "rotated_pole"
+        var[0] = kelvin
+    crs = CRS.from_cf({"grid_mapping_name": "rotated_latitude_longitude", "grid_north_pole_latitude": 40.0, "grid_north_pole_longitude": -170.0})
+    # netCDF rows run south to north; the truth is north up.
+    truth = Truth(T0, (kelvin - 273.15)[::-1], crs, Affine(0.1, 0, -15.05, 0, -0.1, 10.05))
+    result, published = _served(tmp_path, live_server_for, path, "temperature-2m", truth)
+    west, south, east, north = published[0].frame.bounds
+    assert 37 < south < 39 and 59 < north < 61 and west < -17 and east > 37  # centred on 50 N 10 E
+    assert result.points > 100 and result.fraction >= 0.99, result
+    assert result.holes == 0, result
