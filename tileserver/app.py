@@ -272,8 +272,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    ok, reason = await _off_the_render_threads(request, lambda request: _service(request).ready())
-    return JSONResponse({"status": "ready" if ok else "not ready", "detail": reason}, status_code=200 if ok else 503)
+    ok, body = await _off_the_render_threads(request, lambda request: _service(request).ready())
+    return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
 async def _off_the_render_threads(request: Request, work: Callable[[Request], T]) -> T:
@@ -335,9 +335,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Sync handlers run in anyio's default pool: 40 threads fighting over one
         # GIL cost twice the CPU per tile of 8 (benchmarks/README.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        ok, reason = service.ready()
+        ok, body = service.ready()
         if not ok:
-            log.warning("store not ready at start: %s", reason)
+            log.warning("not ready at start (the store was not reached; /readyz retries): %s", body["detail"])
         yield
         service.close()
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 import threading
 import time as _time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -26,6 +28,7 @@ from renderers.nowcast.tiles import load_motion, nowcast_point, nowcast_tile
 from renderers.png import render_npy, render_png, transparent_png
 from tileserver import gdalcache
 from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
+from tileserver.health import StoreHealth
 from tileserver.layers import LAYERS, Layer
 from tileserver.observability import CatalogCollector, Metrics
 from tileserver.params import FrameTime, TileRequest
@@ -33,7 +36,7 @@ from tileserver.reader import DatasetPool, read_point, read_tile
 from tileserver.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
 from tileserver.settings import Settings
 from tileserver.storage import KeyNotFound, StorageError
-from tileserver.store import Catalog, CatalogError, Frame, Pack, Store
+from tileserver.store import Catalog, CatalogError, Frame, Pack, Store, catalog_key
 from tileserver.timeutil import format_utc
 
 log = logging.getLogger(__name__)
@@ -42,12 +45,16 @@ log = logging.getLogger(__name__)
 RENDER_VERSION = "1"
 # How GDAL's curl layer words a store that is down or too slow.
 NETWORK_FAILURES = ("timed out", "Couldn't connect", "Connection refused", "HTTP error code: 0", "HTTP error code: 5")
+# The version token of a catalog that does not exist (a layer never ingested).
+ABSENT = "absent"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # A nowcast uses the newest motion estimated at most this long before its base frame.
 MOTION_MAX_AGE = timedelta(minutes=20)
 # 48 h of 2-minute MRMS frames, with room to spare.
 MAX_SERIES_FRAMES = 2000
 _SERIES_DTYPES = {layer.id: {"uint8": "u1", "uint16": "u2", "int16": "i2"}[layer.encoding.dtype] for layer in LAYERS.values()}
+# What decoding a truncated or garbled sidecar, pack or catalog raises.
+CORRUPT_BYTES = (struct.error, zlib.error, ValueError, IndexError, KeyError, TypeError)
 MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
 # Past its TTL a catalog keeps answering, for at most this long, while one
 # background read refreshes it: requests never queue behind a catalog read.
@@ -94,6 +101,11 @@ class TileService:
         self.tiles: LRUCache[str, bytes] = LRUCache(maxsize=settings.cache_mb * 2**20, getsizeof=_entry_size)
         self._tiles_lock = threading.Lock()
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
+        # The store's version token of each catalog last read (see Storage.read_if_changed).
+        self._catalog_versions: dict[str, str] = {}
+        self.health = StoreHealth(on_change=self.metrics.store_up.set)
+        self._warm = False
+        self._checking = False
         self._catalog_lock = threading.Lock()
         self._refreshing: set[str] = set()
         self._refresh_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="catalog")
@@ -110,9 +122,9 @@ class TileService:
     def fresh_catalog(self, layer_id: str) -> Catalog | None:
         """The layer's catalog when it can be had without waiting on the store.
 
-        Within its TTL, or up to ``CATALOG_STALE_GRACE_S`` past it while one
-        background read refreshes it; None when it must be read now (always,
-        with a TTL of 0).
+        Within its TTL, or up to ``CATALOG_STALE_GRACE_S`` past it (for as long
+        as the store is down) while one background read refreshes it; None when
+        it must be read now (always, with a TTL of 0 and the store up).
         """
         cached = self._catalogs.get(layer_id)
         if cached is None:
@@ -120,7 +132,7 @@ class TileService:
         age = _time.monotonic() - cached[0]
         if age < self.settings.catalog_ttl_s:
             return cached[1]
-        if 0 < self.settings.catalog_ttl_s and age < self.settings.catalog_ttl_s + CATALOG_STALE_GRACE_S:
+        if (0 < self.settings.catalog_ttl_s and age < self.settings.catalog_ttl_s + CATALOG_STALE_GRACE_S) or not self.health.up:
             self._refresh_in_background(layer_id)
             return cached[1]
         return None
@@ -128,10 +140,13 @@ class TileService:
     def catalog(self, layer_id: str) -> Catalog:
         """The layer's catalog, re-read from the store at most every ``catalog_ttl_s``.
 
-        If the store fails, the last catalog keeps serving; with none, 503.
+        While the store is down the last catalog keeps serving, refreshed in the
+        background so no request waits on a dead store; with none, 503.
         """
         cached = self._catalogs.get(layer_id)
-        if cached and _time.monotonic() - cached[0] < self.settings.catalog_ttl_s:
+        if cached and (_time.monotonic() - cached[0] < self.settings.catalog_ttl_s or self.health.status == "down"):
+            if self.health.status == "down":
+                self._refresh_in_background(layer_id)
             return cached[1]
         return self._read_catalog(layer_id)
 
@@ -157,25 +172,47 @@ class TileService:
                 self._refreshing.discard(layer_id)
 
     def _read_catalog(self, layer_id: str) -> Catalog:
+        """Ask the store whether the catalog changed; read and parse it only if it did."""
         now = _time.monotonic()
         cached = self._catalogs.get(layer_id)
+        key = catalog_key(layer_id)
+        seen = version = self._catalog_versions.get(layer_id)
         try:
-            catalog = self.store.load_catalog(layer_id)
+            try:
+                changed = self.store.storage.read_if_changed(key, seen)
+            except KeyNotFound:
+                changed = (b"", ABSENT) if seen != ABSENT else None
+            if changed is None and cached is None:
+                # Unchanged since a read that found it corrupt (logged then).
+                raise BadGateway(f"catalog of layer {layer_id!r} cannot be read: the stored object is corrupt")
+            if changed is None:
+                catalog = cached[1]  # type: ignore[index]
+            else:
+                raw, version = changed
+                catalog = Catalog(layer_id) if version == ABSENT else Catalog.from_bytes(layer_id, raw)
             if not catalog.frames:
                 # "No frames" must not be what a vanished store looks like.
                 self.store.storage.check()
         except CatalogError as exc:
-            log.error("%s", exc)
+            self._catalog_versions[layer_id] = version  # type: ignore[assignment]  # not parsed again until it changes
+            self.health.ok()  # it answered, with bytes that are not a catalog
             self.metrics.store_errors.labels("catalog").inc()
+            log.error("unreadable store object %s/%s: %s", self.store.storage.url, key, exc)
             if cached:
+                with self._catalog_lock:  # the last good catalog serves
+                    self._catalogs[layer_id] = (now, cached[1])
                 return cached[1]
-            raise Unavailable(f"catalog of layer {layer_id!r} is unreadable") from None
+            raise BadGateway(f"catalog of layer {layer_id!r} cannot be read: the stored object is corrupt") from None
         except StorageError as exc:
-            log.error("store unavailable: %s", exc)
+            self.health.failed(str(exc))
             self.metrics.store_errors.labels("unavailable").inc()
+            log.debug("catalog of %s not read: %s", layer_id, exc)  # the health change is logged once
             if cached:
                 return cached[1]
             raise Unavailable("the frame store is unavailable") from None
+        self.health.ok()
+        if version is not None:
+            self._catalog_versions[layer_id] = version
         with self._catalog_lock:
             current = self._catalogs.get(layer_id)
             # A slow read that raced a faster one must not put an older catalog back.
@@ -320,11 +357,13 @@ class TileService:
         path = self.store.storage.gdal_path(key)
         try:
             with self.datasets.open(path) as dataset:
-                return read(dataset)
+                result = read(dataset)
         except Exception as exc:  # GDAL read errors surface as several rasterio types
             self.datasets.forget(path)
             gdalcache.forget(path)
             raise self._diagnose(frame, key, exc) from None
+        self.health.ok()
+        return result
 
     def _diagnose(self, frame: Frame, key: str, exc: Exception) -> ApiError:
         """Why a frame could not be read, asked of the store itself.
@@ -336,19 +375,27 @@ class TileService:
         text = str(exc)
         if any(marker in text for marker in NETWORK_FAILURES):
             self.metrics.store_errors.labels("unavailable").inc()
-            log.error("store unavailable reading %s: %s", key, text.splitlines()[0])
+            self.health.failed(f"reading {key}: {text.splitlines()[0]}")
             return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
         try:
             present = self.store.storage.exists(key)
         except StorageError as error:
             self.metrics.store_errors.labels("unavailable").inc()
-            log.error("store unavailable reading %s: %s", key, error)
+            self.health.failed(str(error))
             return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
+        self.health.ok()
         if not present:
             return NotFound(f"{what} is no longer available")
+        if key != frame.key:
+            what = f"motion field of {what}"
+        return self._corrupt(key, what, exc)
+
+    def _corrupt(self, key: str, what: str, exc: Exception) -> BadGateway:
+        """A store object that is there but cannot be decoded: the store's fault, not the client's."""
         self.metrics.store_errors.labels("unreadable").inc()
-        log.error("unreadable frame %s: %s", key, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return BadGateway(f"{what} cannot be read")
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.error("unreadable store object %s/%s: %s", self.store.storage.url, key, detail)
+        return BadGateway(f"{what} cannot be read: the stored object is corrupt")
 
     # -- points -------------------------------------------------------------
 
@@ -429,16 +476,19 @@ class TileService:
         col, row = cell
         start, length = pack_index_range(grid, col, row)
         try:
-            offset, size, fill = decode_entry(self._series_chunk(pack.key, start, length))
+            offset, size, fill = decode_entry(self._series_chunk(pack.key, start, length), len(pack.times))
             if size == 0:
                 return [fill] * len(pack.times)
             blob = self._series_chunk(pack.key, offset, size)
+            return values_in_pack_chunk(blob, _SERIES_DTYPES[catalog_layer(pack.key)], len(pack.times), col, row)  # type: ignore[return-value]
         except StorageError as exc:
-            log.error("series pack read failed for %s: %s", pack.key, exc)
             if isinstance(exc, KeyNotFound):
+                log.error("series pack %s is missing: %s", pack.key, exc)
                 return [None] * len(pack.times)
+            self.health.failed(str(exc))
             raise Unavailable("the frame store is unavailable") from None
-        return values_in_pack_chunk(blob, _SERIES_DTYPES[catalog_layer(pack.key)], len(pack.times), col, row)  # type: ignore[return-value]
+        except CORRUPT_BYTES as exc:
+            raise self._corrupt(pack.key, f"series pack of layer {catalog_layer(pack.key)!r} for {format_utc(pack.hour)}", exc) from None
 
     def _code_at(self, frame: Frame, x: float, y: float) -> int | None:
         if frame.series is None or frame.grid is None:
@@ -457,10 +507,13 @@ class TileService:
                 return fill
             return value_in_chunk(self._series_chunk(frame.series, offset, size), _SERIES_DTYPES[frame.layer], col, row)
         except StorageError as exc:
-            log.error("series read failed for %s: %s", frame.series, exc)
             if isinstance(exc, KeyNotFound):
+                log.error("series sidecar %s is missing: %s", frame.series, exc)
                 return None
+            self.health.failed(str(exc))
             raise Unavailable("the frame store is unavailable") from None
+        except CORRUPT_BYTES as exc:
+            raise self._corrupt(frame.series, f"series sidecar of frame {format_utc(frame.time)} of layer {frame.layer!r}", exc) from None
 
     def _series_chunk(self, key: str, start: int, length: int) -> bytes:
         cache_key = (key, start, length)
@@ -520,14 +573,52 @@ class TileService:
         with self._catalog_lock:
             return {layer_id: catalog for layer_id, (_, catalog) in self._catalogs.items()}
 
-    def ready(self) -> tuple[bool, str]:
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness, and the store's health beside it.
+
+        Ready once the store has been reached and every catalog read once (a
+        corrupt one counts as read: it answers 502, the other layers serve).
+        From then on a store outage degrades the pod without making it unready:
+        cached tiles and catalogs keep serving, uncached reads get 503, and
+        each probe starts a check in the background that notices the store's
+        return (a probe never waits on a dead store).
+        """
+        if self._warm:
+            self._check_in_background()
+            return True, {"status": "ready", "store": self.health.to_json()}
         try:
             self.store.storage.check()
             for layer_id in LAYERS:
-                self.store.load_catalog(layer_id)
-        except (StorageError, CatalogError) as exc:
-            return False, str(exc)
-        return True, "ready"
+                try:
+                    self._read_catalog(layer_id)
+                except BadGateway:
+                    pass  # logged; that layer answers 502 until its catalog is mended
+        except (StorageError, Unavailable) as exc:
+            if isinstance(exc, StorageError):
+                self.health.failed(str(exc))
+            return False, {"status": "not ready", "detail": self.health.error or str(exc), "store": self.health.to_json()}
+        self._warm = True
+        return True, {"status": "ready", "store": self.health.to_json()}
+
+    def _check_in_background(self) -> None:
+        with self._catalog_lock:
+            if self._checking:
+                return
+            self._checking = True
+
+        def check() -> None:
+            try:
+                self.store.storage.check()
+                self.health.ok()
+            except StorageError as exc:
+                self.health.failed(str(exc))
+            finally:
+                self._checking = False
+
+        try:
+            self._refresh_pool.submit(check)
+        except RuntimeError:  # shutting down
+            self._checking = False
 
     def close(self) -> None:
         self._series_pool.shutdown(wait=False, cancel_futures=True)
