@@ -179,7 +179,9 @@ class Catalog:
             "frames": [frame.to_json() for frame in self.frames],
             "packs": [pack.to_json() for pack in self.packs],
         }
-        return json.dumps(doc, indent=1).encode()
+        # Compact: 48 h of 2-minute frames is over a megabyte, written on every
+        # ingest, and indenting would also make json use its pure-Python encoder.
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, layer: str, raw: bytes) -> Catalog:
@@ -337,7 +339,8 @@ class Store:
             grid=series[1] if series is not None else None,
             ingest_seconds=round(_time.monotonic() - started, 3) if started is not None else None,
         )
-        existing = self.load_catalog(layer.id).find(time, run)
+        current = self._load_versioned(layer.id)
+        existing = current[0].find(time, run)
         if existing is not None:
             result = self._same_or_conflict(existing, frame)
             if not self.storage.exists(existing.key):
@@ -363,7 +366,7 @@ class Store:
             result = PublishResult(frame, "published")
             return catalog.with_frame(frame)
 
-        self._update_catalog(layer.id, add)
+        self._update_catalog(layer.id, add, current)
         assert result is not None
         return result
 
@@ -387,13 +390,15 @@ class Store:
             return Catalog(layer_id), None
         return Catalog.from_bytes(layer_id, raw), version
 
-    def _update_catalog(self, layer_id: str, change: Callable[[Catalog], Catalog | None]) -> Catalog:
+    def _update_catalog(self, layer_id: str, change: Callable[[Catalog], Catalog | None],
+                        read: tuple[Catalog, str | None] | None = None) -> Catalog:
         """Read, change and write a catalog as one compare-and-swap, retried on races.
 
-        ``change`` returns the new catalog, or None to leave it as it is.
+        ``change`` returns the new catalog, or None to leave it as it is;
+        ``read`` is a catalog and version the caller just read, used first.
         """
         for attempt in range(CATALOG_UPDATE_ATTEMPTS):
-            catalog, version = self._load_versioned(layer_id)
+            catalog, version = read if read is not None and attempt == 0 else self._load_versioned(layer_id)
             changed = change(catalog)
             if changed is None:
                 return catalog
