@@ -14,6 +14,7 @@ import time as _time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -264,9 +265,15 @@ class TileService:
 
     # -- tiles --------------------------------------------------------------
 
+    @staticmethod
+    def definition_digest(layer_id: str, colormap: str) -> str:
+        """Of the layer's and the colormap's definitions: part of tile and loop ETags."""
+        return definition_digest(layer_id, colormap)
+
     def tile_etag(self, request: TileRequest, target: Target) -> str:
         t = request.tile
-        key = f"{RENDER_VERSION}|{target.identity}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
+        definitions = definition_digest(request.layer.id, request.colormap)
+        key = f"{RENDER_VERSION}|{definitions}|{target.identity}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
         return '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
 
     def cache_control(self, request: TileRequest, target: Target) -> str:
@@ -536,9 +543,24 @@ class TileService:
 
     # -- metadata -----------------------------------------------------------
 
-    def layer_info(self, layer: Layer, base_url: str) -> dict[str, Any]:
+    def layer_info(self, layer: Layer, base_url: str, hours: float | None = None) -> dict[str, Any]:
+        """A layer's metadata and frame times; ``hours`` keeps only recent ones.
+
+        Recent means within ``hours`` of the newest observation for an observed
+        layer; for a forecast layer, the runs issued within ``hours`` of the
+        newest run (at least that one) and their valid times.
+        """
         catalog = self.catalog(layer.id)
         visible = catalog.visible_frames()
+        runs = catalog.runs()
+        listed = visible
+        if hours is not None and catalog.frames:
+            window = timedelta(hours=hours)
+            if layer.kind == "forecast":
+                runs = [run for run in runs if run >= runs[-1] - window]
+                listed = [f for f in visible if f.run is not None and f.run >= runs[0]]
+            else:
+                listed = [f for f in visible if f.time >= visible[-1].time - window]
         latest = catalog.resolve("latest")
         newest = catalog.frames[-1] if catalog.frames else None
         info: dict[str, Any] = {
@@ -553,7 +575,7 @@ class TileService:
             "maxzoom": newest.native_zoom if newest else 0,
             "cadence_minutes": layer.cadence_minutes,
             "attribution": layer.attribution,
-            "frames": [format_utc(f.time) for f in visible],
+            "frames": [format_utc(f.time) for f in listed],
             "latest": format_utc(latest.time) if latest else None,
             "nowcast": [
                 {"time": format_utc(n.time), "lead_minutes": round(n.lead_s / 60)} for n in self.nowcasts(layer, catalog)
@@ -564,7 +586,7 @@ class TileService:
         if layer.kind == "forecast":
             info["runs"] = [
                 {"run": format_utc(run), "frames": [format_utc(f.time) for f in catalog.frames if f.run == run]}
-                for run in catalog.runs()
+                for run in runs
             ]
         return info
 
@@ -624,6 +646,19 @@ class TileService:
         self._series_pool.shutdown(wait=False, cancel_futures=True)
         self._refresh_pool.shutdown(wait=False, cancel_futures=True)
         self.datasets.close()
+
+
+@lru_cache(maxsize=512)
+def definition_digest(layer_id: str, colormap: str) -> str:
+    """What a tile's pixels depend on besides its frame, as a short digest.
+
+    Both definitions are frozen dataclasses whose repr lists every field, so
+    editing a colormap's JSON or a layer's encoding changes the digest, and
+    with it every ETag: caches holding week-long ``immutable`` tiles refetch.
+    Computed once per pair (colormaps load once per process).
+    """
+    text = repr(LAYERS[layer_id]) + (repr(colormaps.get(colormap)) if colormap else "")
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _nowcast_motion(layer: Layer, catalog: Catalog) -> str | None:
