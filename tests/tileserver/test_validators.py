@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -45,7 +46,7 @@ def serving(store: str, colormaps_from: Path) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             assert process.poll() is None, "wxtiles serve exited"
-            __import__("time").sleep(0.1)
+            time.sleep(0.1)
         yield url
     finally:
         process.terminate()
