@@ -13,7 +13,7 @@ minute. Two ways of refreshing, both in today's code:
 Two scenarios: nothing changes, and one new frame in every layer every 2
 minutes. Then the time to publish one frame into a 1,440-frame catalog.
 
-    .venv/bin/python benchmarks/catalog_refresh.py [--minutes 2] [--no-s3]
+    .venv/bin/python benchmarks/catalog_refresh.py [--minutes 2] [--no-s3] [--publish-only]
 """
 
 from __future__ import annotations
@@ -190,9 +190,18 @@ def moto_store() -> Iterator[str | None]:
         process.wait(timeout=10)
 
 
-def report(name: str, storage: Storage, folder: Path, minutes: int) -> None:
+def report(name: str, storage: Storage, folder: Path, minutes: int, publish_only: bool) -> None:
     sizes = fill(storage)
     print(f"\n## {name}: {len(sizes)} layers x {FRAMES} frames, catalogs {min(sizes.values()) / 1e6:.2f}-{max(sizes.values()) / 1e6:.2f} MB")
+    if not publish_only:
+        refresh_table(storage, minutes)
+    fill(storage)
+    seconds = publish_seconds(storage, folder, repeats=9)
+    print(f"publish one frame into a {FRAMES}-frame catalog: median {statistics.median(seconds) * 1000:.0f} ms "
+          f"(min {min(seconds) * 1000:.0f}, max {max(seconds) * 1000:.0f}, {len(seconds)} runs)")
+
+
+def refresh_table(storage: Storage, minutes: int) -> None:
     print(f"{REFRESHES_PER_MINUTE} refreshes per pod per minute (TTL {TTL_S:g} s, {len(LAYERS)} layers); per minute:")
     print(f"{'scenario':<30} {'refresh':<12} {'CPU s':>7} {'wall s':>7} {'MB read':>8} {'requests':>9}")
     for scenario, arrivals in (("nothing changes", False), ("a frame per layer every 2 min", True)):
@@ -200,26 +209,24 @@ def report(name: str, storage: Storage, folder: Path, minutes: int) -> None:
             fill(storage)
             cost = refresh_cost(storage, refresh, minutes, arrivals)
             print(f"{scenario:<30} {label:<12} {cost['cpu_s']:>7.2f} {cost['wall_s']:>7.2f} {cost['mb']:>8.1f} {cost['requests']:>9.0f}")
-    fill(storage)
-    seconds = publish_seconds(storage, folder)
-    print(f"publish one frame into a {FRAMES}-frame catalog: median {statistics.median(seconds) * 1000:.0f} ms "
-          f"(min {min(seconds) * 1000:.0f}, max {max(seconds) * 1000:.0f}, {len(seconds)} runs)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=2, help="simulated minutes per measurement, even (default 2)")
     parser.add_argument("--no-s3", action="store_true", help="local folder only")
+    parser.add_argument("--publish-only", action="store_true",
+                        help="only the publish time (runs on code without conditional reads, to measure it before them)")
     args = parser.parse_args()
     if args.minutes < 2 or args.minutes % 2:
         parser.error("--minutes must be an even number: frames arrive every 2 minutes")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        report("local folder", open_storage(str(folder / "store"), create=True), folder, args.minutes)
+        report("local folder", open_storage(str(folder / "store"), create=True), folder, args.minutes, args.publish_only)
         if not args.no_s3:
             with moto_store() as url:
                 if url:
-                    report("S3 (moto_server on loopback)", open_storage(url), folder, args.minutes)
+                    report("S3 (moto_server on loopback)", open_storage(url), folder, args.minutes, args.publish_only)
 
 
 if __name__ == "__main__":
