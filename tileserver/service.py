@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 RENDER_VERSION = "1"
 # How GDAL's curl layer words a store that is down or too slow.
 NETWORK_FAILURES = ("timed out", "Couldn't connect", "Connection refused", "HTTP error code: 0", "HTTP error code: 5")
+# While the store is down, requests and probes check it at most this often.
+STORE_CHECK_INTERVAL_S = 1.0
 # The version token of a catalog that does not exist (a layer never ingested).
 ABSENT = "absent"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -107,6 +109,7 @@ class TileService:
         self.health = StoreHealth(on_change=self.metrics.store_up.set)
         self._warm = False
         self._checking = False
+        self._checked_at = -STORE_CHECK_INTERVAL_S
         self._catalog_lock = threading.Lock()
         self._refreshing: set[str] = set()
         self._refresh_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="catalog")
@@ -361,6 +364,7 @@ class TileService:
     def _read(self, frame: Frame, read: Any, key: str | None = None) -> Any:
         """``read(dataset)`` on the frame's file (or its ``key``, e.g. its motion field)."""
         key = key or frame.key
+        self._fail_fast_while_down()
         path = self.store.storage.gdal_path(key)
         try:
             with self.datasets.open(path) as dataset:
@@ -371,6 +375,16 @@ class TileService:
             raise self._diagnose(frame, key, exc) from None
         self.health.ok()
         return result
+
+    def _fail_fast_while_down(self) -> None:
+        """While the store is down, a read that needs it fails at once (503).
+
+        Waiting out GDAL's timeouts would hold render threads that metadata
+        requests need too; a background check notices the store's return.
+        """
+        if self.health.status == "down":
+            self._check_in_background()
+            raise Unavailable("the frame store is unavailable; try again shortly")
 
     def _diagnose(self, frame: Frame, key: str, exc: Exception) -> ApiError:
         """Why a frame could not be read, asked of the store itself.
@@ -527,6 +541,7 @@ class TileService:
         with self._series_lock:
             cached = self._series_cache.get(cache_key)
         if cached is None:
+            self._fail_fast_while_down()
             cached = self.store.storage.read_range(key, start, length)
             with self._series_lock:
                 self._series_cache[cache_key] = cached
@@ -623,10 +638,13 @@ class TileService:
         return True, {"status": "ready", "store": self.health.to_json()}
 
     def _check_in_background(self) -> None:
+        """One check of the store at a time, at most one a second, off the caller's thread."""
         with self._catalog_lock:
-            if self._checking:
+            now = _time.monotonic()
+            if self._checking or now - self._checked_at < STORE_CHECK_INTERVAL_S:
                 return
             self._checking = True
+            self._checked_at = now
 
         def check() -> None:
             try:
