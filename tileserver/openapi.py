@@ -123,7 +123,8 @@ def document(base_url: str = "/") -> dict[str, Any]:
         ),
         "/metrics": _get("Prometheus metrics", [], _binary("text/plain", "metrics")),
         "/healthz": _get("The process is alive", [], _json("ok")),
-        "/readyz": _get("The store is reachable and catalogs readable", [], {**_json("ready"), "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}}}),
+        "/readyz": _get("Ready once the store was reached and the catalogs read; the store's health (up or down) in the body",
+                        [], {**_json("ready"), "503": {"description": "not ready: the store was never reached", "content": {"application/json": {"schema": {"type": "object"}}}}}),
         "/openapi.json": _get("This document", [], _json("OpenAPI")),
         "/": _get("The radar viewer", [], _binary("text/html", "page")),
     }
