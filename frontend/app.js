@@ -70,6 +70,7 @@ const ui = {
 const state = {
   config: DEFAULTS,
   layers: new Map(), // id -> layer metadata from api/layers
+  layersData: null, // the api/layers answer they came from
   layerKey: '',
   layer: null,
   frames: [],
@@ -104,12 +105,12 @@ function setStatus(message) {
 
 async function fetchJSON(url, options = {}) {
   const resp = await fetch(url, { ...options, headers: { Accept: 'application/json' } });
-  if (!resp.ok) {
-    let detail = `HTTP ${resp.status}`;
-    try { detail = (await resp.json()).error || detail; } catch (_) { /* not JSON */ }
-    throw new Error(detail);
-  }
+  if (!resp.ok) throw new Error(await errorDetail(resp));
   return resp.json();
+}
+
+async function errorDetail(resp) {
+  try { return (await resp.json()).error || `HTTP ${resp.status}`; } catch (_) { return `HTTP ${resp.status}`; }
 }
 
 function baseHref() {
@@ -406,9 +407,30 @@ function selectLayer(id, { time = null } = {}) {
 
 // ---------- layers and live updates ----------
 
-function fetchLayers() {
-  // `no-cache`: revalidate, so a poll always sees the newest frames.
-  return fetchJSON('api/layers', { cache: 'no-cache' });
+const layersCache = { url: '', etag: '', data: null };
+
+/** Hours of frames the viewer needs: its history, or back to the frame a link or the user pinned. */
+function layersHours() {
+  let hours = Math.max(state.config.history_minutes, 1) / 60;
+  const asked = state.live ? null : currentFrame();
+  const pinned = asked ? asked.time : (!state.started && parsePermalink(location.hash).time) || null;
+  const pinnedMs = pinned && pinned !== 'live' ? Date.parse(pinned) : NaN;
+  if (Number.isFinite(pinnedMs)) hours = Math.max(hours, (Date.now() - pinnedMs) / 3600e3);
+  return Math.ceil(hours * 10 + 1) / 10; // a frame's margin, and few distinct URLs
+}
+
+/** The layers, recent frames only; a poll that finds nothing new costs a 304 and no parsing. */
+async function fetchLayers() {
+  const url = `api/layers?hours=${layersHours()}`;
+  const headers = { Accept: 'application/json' };
+  if (layersCache.url === url && layersCache.etag) headers['If-None-Match'] = layersCache.etag;
+  // `no-store`: the browser's cache stays out of it; the validator above does its work.
+  const resp = await fetch(url, { cache: 'no-store', headers });
+  if (resp.status === 304 && layersCache.data) return layersCache.data;
+  if (!resp.ok) throw new Error(await errorDetail(resp));
+  const data = await resp.json();
+  Object.assign(layersCache, { url, etag: resp.headers.get('ETag') || '', data });
+  return data;
 }
 
 async function refreshLayers(request = null) {
@@ -424,6 +446,8 @@ async function refreshLayers(request = null) {
     state.loadFailed = false;
     setStatus('');
   }
+  if (data === state.layersData) return true; // 304: nothing new
+  state.layersData = data;
   const list = Array.isArray(data && data.layers) ? data.layers : [];
   state.layers = new Map(list.map((l) => [l.id, l]));
   fillLayerSelect(list);
@@ -820,9 +844,13 @@ async function loadConfig() {
 }
 
 async function start() {
-  const layersRequest = fetchLayers(); // in parallel with the configuration
+  let layersRequest = fetchLayers(); // in parallel with the configuration
   layersRequest.catch(() => {}); // its failure is reported by refreshLayers
   state.config = await loadConfig();
+  if (state.config.history_minutes > DEFAULTS.history_minutes) {
+    layersRequest = fetchLayers(); // the first asked for too few hours
+    layersRequest.catch(() => {});
+  }
   const link = parsePermalink(location.hash);
   const view = link.view || DEFAULT_VIEW;
   map = L.map(ui.map, { worldCopyJump: true, zoomSnap: 1, maxZoom: 14, zoomControl: true })

@@ -280,7 +280,7 @@ def plan_loop(service: TileService, request: LoopRequest) -> LoopPlan:
         for f in frames
     )
     key = (
-        f"{RENDER_VERSION}|loop{LOOP_VERSION}|{layer.id}|{request.format}|{request.bbox}|{request.width}x{request.height}"
+        f"{RENDER_VERSION}|loop{LOOP_VERSION}|{service.definition_digest(layer.id, request.colormap)}|{layer.id}|{request.format}|{request.bbox}|{request.width}x{request.height}"
         f"|{request.colormap}|{durations}|{outline_source() if request.outlines else 0}|{identities}"
     )
     etag = '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'

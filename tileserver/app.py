@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import logging
 import os
@@ -41,6 +42,9 @@ from tileserver.timeutil import format_utc
 log = logging.getLogger("wxtiles")
 T = TypeVar("T")
 
+# Layer listings change with every frame (2 to 5 minutes): caches keep them
+# briefly, and revalidate by ETag after.
+METADATA_MAX_AGE_S = 10
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 FRONTEND_TYPES = {".html", ".js", ".css", ".svg", ".png", ".ico", ".json", ".webmanifest"}
 # GDAL settings for serving many small windowed reads; env vars so every thread sees them.
@@ -172,14 +176,31 @@ def openapi_document(request: Request) -> JSONResponse:
     return JSONResponse(openapi.document(_base_url(request)))
 
 
-def layers(request: Request) -> JSONResponse:
+def layers(request: Request) -> Response:
     service = _service(request)
-    return JSONResponse({"layers": [service.layer_info(layer, _base_url(request)) for layer in LAYERS.values()]})
+    hours = params.hours_param(_query(request))
+    return _validated_json(request, {"layers": [service.layer_info(layer, _base_url(request), hours) for layer in LAYERS.values()]})
 
 
-def layer(request: Request) -> JSONResponse:
+def layer(request: Request) -> Response:
     found = params.layer_param(request.path_params["layer"])
-    return JSONResponse(_service(request).layer_info(found, _base_url(request)))
+    hours = params.hours_param(_query(request))
+    return _validated_json(request, _service(request).layer_info(found, _base_url(request), hours))
+
+
+def _validated_json(request: Request, content: object) -> Response:
+    """JSON with a strong ETag of its bytes, and a 304 for a client that has them.
+
+    Metadata changes with every new frame, so the ETag is of the body itself;
+    viewers poll with If-None-Match and skip the transfer when nothing changed.
+    """
+    body = JSONResponse(content).body
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={METADATA_MAX_AGE_S}"}
+    validators = _etags(request.headers.get("if-none-match", ""))
+    if etag in validators or "*" in validators:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def point(request: Request) -> JSONResponse:
@@ -289,8 +310,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    ok, reason = await _off_the_render_threads(request, lambda request: _service(request).ready())
-    return JSONResponse({"status": "ready" if ok else "not ready", "detail": reason}, status_code=200 if ok else 503)
+    ok, body = await _off_the_render_threads(request, lambda request: _service(request).ready())
+    return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
 async def _off_the_render_threads(request: Request, work: Callable[[Request], T]) -> T:
@@ -352,9 +373,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Sync handlers run in anyio's default pool: 40 threads fighting over one
         # GIL cost twice the CPU per tile of 8 (benchmarks/README.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        ok, reason = service.ready()
+        ok, body = service.ready()
         if not ok:
-            log.warning("store not ready at start: %s", reason)
+            log.warning("not ready at start (the store was not reached; /readyz retries): %s", body["detail"])
         yield
         service.close()
 
@@ -385,7 +406,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips),
         Middleware(RequestLogMiddleware, metrics=service.metrics),
         Middleware(RequestLimitsMiddleware),
-        Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From", "X-Loop-Frames", "X-Request-ID"]),
+        Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], allow_headers=["If-None-Match"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From", "X-Loop-Frames", "X-Request-ID"]),
     ]
     app = Starlette(
         routes=routes,

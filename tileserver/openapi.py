@@ -26,6 +26,9 @@ TIME = _path("time", ISO_TIME, "frame time")
 ZOOM = _path("z", {"type": "integer", "minimum": 0, "maximum": 22}, "zoom")
 COLORMAP = _query("colormap", {"type": "string"}, "colormap name (see /api/colormaps); default: the layer's")
 RUN = _query("run", {"type": "string"}, "model run time (forecast layers), ISO 8601 UTC")
+HOURS = _query("hours", {"type": "number", "exclusiveMinimum": 0, "maximum": 87600},
+               "only recent frames: those within this many hours of the newest observation; for forecast layers, the runs issued within this many hours of the newest run")
+NOT_MODIFIED = {"304": {"description": "not modified (If-None-Match)"}}
 LONLAT = [
     _query("lon", {"type": "number", "minimum": -180, "maximum": 180}, "longitude", required=True),
     _query("lat", {"type": "number", "minimum": -85.0511, "maximum": 85.0511}, "latitude", required=True),
@@ -33,7 +36,7 @@ LONLAT = [
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "bad parameter", 404: "unknown layer, colormap or frame", 502: "a stored frame cannot be read", 503: "the store is unavailable (Retry-After)"}
+    text = {400: "bad parameter", 404: "unknown layer, colormap or frame", 502: "a stored object (frame, catalog, sidecar) is corrupt", 503: "the store is unavailable (Retry-After)"}
     return {str(code): {"description": text[code], "content": {"application/json": {"schema": ERROR}}} for code in codes}
 
 
@@ -96,8 +99,8 @@ def document(base_url: str = "/") -> dict[str, Any]:
              "304": {"description": "not modified"}},
             400, 404, 502, 503,
         ),
-        "/api/layers": _get("All layers with their frames", [], _json("layers"), 503),
-        "/api/layers/{layer}": _get("One layer: metadata, frames, nowcast frames, runs", [LAYER], _json("layer"), 404, 503),
+        "/api/layers": _get("All layers with their frames", [HOURS], {**_json("layers"), **NOT_MODIFIED}, 400, 502, 503),
+        "/api/layers/{layer}": _get("One layer: metadata, frames, nowcast frames, runs", [LAYER, HOURS], {**_json("layer"), **NOT_MODIFIED}, 400, 404, 502, 503),
         "/api/layers/{layer}/point": _get(
             "The value at a point and time", [LAYER, *LONLAT, _query("time", ISO_TIME, "frame time, default latest"), RUN],
             _json("value, units, status (ok, no-echo, no-coverage)"), 400, 404, 502, 503,
@@ -126,7 +129,8 @@ def document(base_url: str = "/") -> dict[str, Any]:
         ),
         "/metrics": _get("Prometheus metrics", [], _binary("text/plain", "metrics")),
         "/healthz": _get("The process is alive", [], _json("ok")),
-        "/readyz": _get("The store is reachable and catalogs readable", [], {**_json("ready"), "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}}}),
+        "/readyz": _get("Ready once the store was reached and the catalogs read; the store's health (up or down) in the body",
+                        [], {**_json("ready"), "503": {"description": "not ready: the store was never reached", "content": {"application/json": {"schema": {"type": "object"}}}}}),
         "/openapi.json": _get("This document", [], _json("OpenAPI")),
         "/": _get("The radar viewer", [], _binary("text/html", "page")),
     }

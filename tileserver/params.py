@@ -17,6 +17,8 @@ from tileserver.timeutil import TimeFormatError, parse_utc
 MAX_ZOOM = 22
 TileFormat = Literal["png", "npy"]
 FrameTime = datetime | Literal["latest"]
+# ?hours= beyond ten years is no "recent frames" (and would overflow date arithmetic).
+MAX_HOURS = 87600
 
 # ASCII digits only: str.isdigit() accepts "³", which int() refuses.
 _DIGITS = re.compile(r"^[0-9]{1,8}$")
@@ -106,6 +108,20 @@ def lonlat_params(query: dict[str, str]) -> tuple[float, float]:
             raise BadRequest(f"{name}={text} is out of range -{limit:g}..{limit:g}")
         values.append(value)
     return values[0], values[1]
+
+
+def hours_param(query: dict[str, str]) -> float | None:
+    """``?hours=``: only the frames of the last hours (None: all of them)."""
+    text = query.get("hours")
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadRequest(f"hours={text!r} is not a number; give hours greater than 0, such as 2") from None
+    if not 0 < value <= MAX_HOURS:  # NaN fails too
+        raise BadRequest(f"hours={text} is out of range: give more than 0 and at most {MAX_HOURS}, such as 2")
+    return value
 
 
 def size_param(query: dict[str, str], name: str, default: int, limit: int) -> int:

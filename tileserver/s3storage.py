@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import boto3
@@ -31,6 +32,8 @@ PROBE_CONFIG = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts"
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * 2**20, multipart_chunksize=16 * 2**20, max_concurrency=4)
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "Forbidden"}
+_NOT_MODIFIED = frozenset({"304", "NotModified"})
+_PAST_THE_END = frozenset({"InvalidRange", "416"})
 _RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
@@ -107,19 +110,36 @@ class S3Storage:
         endpoint = self.endpoint or "AWS"
         return StoreUnreachable(f"store {self.url} at {endpoint} is unreachable: {str(exc).splitlines()[0]}")
 
-    def read_versioned(self, key: str) -> tuple[bytes, str]:
+    def _get(self, key: str, answers: frozenset[str] = frozenset(), **options: str) -> dict[str, Any] | None:
+        """``get_object``; None when S3 answers with one of the error codes in ``answers``."""
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-            return response["Body"].read(), str(response["ETag"])
-        except (ClientError, BotoCoreError, BotoConnectionError) as exc:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key), **options)  # type: ignore[no-any-return]
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in answers:
+                return None
+            raise self._error(exc, "read", key) from None
+        except (BotoCoreError, BotoConnectionError) as exc:
             raise self._error(exc, "read", key) from None
 
-    def read_range(self, key: str, start: int, length: int) -> bytes:
+    def _body(self, response: dict[str, Any], key: str) -> bytes:
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}")
-            return response["Body"].read()
-        except (ClientError, BotoCoreError, BotoConnectionError) as exc:
+            return response["Body"].read()  # type: ignore[no-any-return]
+        except (BotoCoreError, BotoConnectionError) as exc:  # cut mid-body
             raise self._error(exc, "read", key) from None
+
+    def read_versioned(self, key: str) -> tuple[bytes, str]:
+        response = self._get(key)
+        assert response is not None
+        return self._body(response, key), str(response["ETag"])
+
+    def read_if_changed(self, key: str, version: str | None) -> tuple[bytes, str] | None:
+        response = self._get(key, _NOT_MODIFIED, **({"IfNoneMatch": version} if version else {}))
+        return None if response is None else (self._body(response, key), str(response["ETag"]))
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        response = self._get(key, _PAST_THE_END, Range=f"bytes={start}-{start + length - 1}")
+        # Past the end: as a local read there, no bytes (the object is shorter than its reader expects).
+        return b"" if response is None else self._body(response, key)
 
     def read_bytes(self, key: str) -> bytes:
         return self.read_versioned(key)[0]

@@ -99,8 +99,14 @@ def index_range(grid: SeriesGrid, col: int, row: int) -> tuple[int, int]:
     return _entry_range(HEADER.size, grid, col, row)
 
 
-def decode_entry(entry: bytes) -> tuple[int, int, int]:
-    return ENTRY.unpack(entry)
+def decode_entry(entry: bytes, frames: int = 1) -> tuple[int, int, int]:
+    """(offset, length, fill) of a chunk; ValueError for a length no chunk of
+    ``frames`` frames can have, which only a corrupt index gives (and which
+    would otherwise be a read of gigabytes)."""
+    offset, size, fill = ENTRY.unpack(entry)
+    if size > frames * CHUNK * CHUNK * 2 * 2 + 64:  # twice the largest raw chunk: more than zlib ever adds
+        raise ValueError(f"index entry names a {size}-byte chunk")
+    return offset, size, fill
 
 
 def value_in_chunk(blob: bytes, dtype: str, col: int, row: int) -> int:

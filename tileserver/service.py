@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 import threading
 import time as _time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 import mercantile
@@ -26,6 +29,7 @@ from renderers.nowcast.tiles import load_motion, nowcast_point, nowcast_tile
 from renderers.png import render_npy, render_png, transparent_png
 from tileserver import blend, gdalcache
 from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
+from tileserver.health import StoreHealth
 from tileserver.layers import LAYERS, Layer
 from tileserver.observability import CatalogCollector, Metrics, VerificationCollector
 from tileserver.params import FrameTime, TileRequest
@@ -33,7 +37,7 @@ from tileserver.reader import DatasetPool, read_point, read_tile
 from tileserver.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
 from tileserver.settings import Settings
 from tileserver.storage import KeyNotFound, StorageError
-from tileserver.store import Catalog, CatalogError, Frame, Pack, Store
+from tileserver.store import Catalog, CatalogError, Frame, Pack, Store, catalog_key
 from tileserver.timeutil import format_utc
 from tileserver.verification import Record, summary
 
@@ -43,10 +47,16 @@ log = logging.getLogger(__name__)
 RENDER_VERSION = "1"
 # How GDAL's curl layer words a store that is down or too slow.
 NETWORK_FAILURES = ("timed out", "Couldn't connect", "Connection refused", "HTTP error code: 0", "HTTP error code: 5")
+# While the store is down, requests and probes check it at most this often.
+STORE_CHECK_INTERVAL_S = 1.0
+# The version token of a catalog that does not exist (a layer never ingested).
+ABSENT = "absent"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # 48 h of 2-minute MRMS frames, with room to spare.
 MAX_SERIES_FRAMES = 2000
 _SERIES_DTYPES = {layer.id: {"uint8": "u1", "uint16": "u2", "int16": "i2"}[layer.encoding.dtype] for layer in LAYERS.values()}
+# What decoding a truncated or garbled sidecar, pack or catalog raises.
+CORRUPT_BYTES = (struct.error, zlib.error, ValueError, IndexError, KeyError, TypeError)
 MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
 # Past its TTL a catalog keeps answering, for at most this long, while one
 # background read refreshes it: requests never queue behind a catalog read.
@@ -96,6 +106,12 @@ class TileService:
         self.tiles: LRUCache[str, bytes] = LRUCache(maxsize=settings.cache_mb * 2**20, getsizeof=_entry_size)
         self._tiles_lock = threading.Lock()
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
+        # The store's version token of each catalog last read (see Storage.read_if_changed).
+        self._catalog_versions: dict[str, str] = {}
+        self.health = StoreHealth(on_change=self.metrics.store_up.set)
+        self._warm = False
+        self._checking = False
+        self._checked_at = -STORE_CHECK_INTERVAL_S
         self._catalog_lock = threading.Lock()
         self._verification: dict[str, tuple[float, Record | None]] = {}
         self._refreshing: set[str] = set()
@@ -113,9 +129,9 @@ class TileService:
     def fresh_catalog(self, layer_id: str) -> Catalog | None:
         """The layer's catalog when it can be had without waiting on the store.
 
-        Within its TTL, or up to ``CATALOG_STALE_GRACE_S`` past it while one
-        background read refreshes it; None when it must be read now (always,
-        with a TTL of 0).
+        Within its TTL, or up to ``CATALOG_STALE_GRACE_S`` past it (for as long
+        as the store is down) while one background read refreshes it; None when
+        it must be read now (always, with a TTL of 0 and the store up).
         """
         cached = self._catalogs.get(layer_id)
         if cached is None:
@@ -123,7 +139,7 @@ class TileService:
         age = _time.monotonic() - cached[0]
         if age < self.settings.catalog_ttl_s:
             return cached[1]
-        if 0 < self.settings.catalog_ttl_s and age < self.settings.catalog_ttl_s + CATALOG_STALE_GRACE_S:
+        if (0 < self.settings.catalog_ttl_s and age < self.settings.catalog_ttl_s + CATALOG_STALE_GRACE_S) or not self.health.up:
             self._refresh_in_background(layer_id)
             return cached[1]
         return None
@@ -131,12 +147,15 @@ class TileService:
     def catalog(self, layer_id: str) -> Catalog:
         """The layer's catalog, re-read from the store at most every ``catalog_ttl_s``.
 
-        If the store fails, the last catalog keeps serving; with none, 503.
+        While the store is down the last catalog keeps serving, refreshed in the
+        background so no request waits on a dead store; with none, 503.
         """
         if LAYERS[layer_id].blend:
             return Catalog(layer_id)  # a view: its frames are its sources' (see stacks)
         cached = self._catalogs.get(layer_id)
-        if cached and _time.monotonic() - cached[0] < self.settings.catalog_ttl_s:
+        if cached and (_time.monotonic() - cached[0] < self.settings.catalog_ttl_s or self.health.status == "down"):
+            if self.health.status == "down":
+                self._refresh_in_background(layer_id)
             return cached[1]
         return self._read_catalog(layer_id)
 
@@ -166,25 +185,47 @@ class TileService:
                 self._refreshing.discard(layer_id)
 
     def _read_catalog(self, layer_id: str) -> Catalog:
+        """Ask the store whether the catalog changed; read and parse it only if it did."""
         now = _time.monotonic()
         cached = self._catalogs.get(layer_id)
+        key = catalog_key(layer_id)
+        seen = version = self._catalog_versions.get(layer_id)
         try:
-            catalog = self.store.load_catalog(layer_id)
+            try:
+                changed = self.store.storage.read_if_changed(key, seen)
+            except KeyNotFound:
+                changed = (b"", ABSENT) if seen != ABSENT else None
+            if changed is None and cached is None:
+                # Unchanged since a read that found it corrupt (logged then).
+                raise BadGateway(f"catalog of layer {layer_id!r} cannot be read: the stored object is corrupt")
+            if changed is None:
+                catalog = cached[1]  # type: ignore[index]
+            else:
+                raw, version = changed
+                catalog = Catalog(layer_id) if version == ABSENT else Catalog.from_bytes(layer_id, raw)
             if not catalog.frames:
                 # "No frames" must not be what a vanished store looks like.
                 self.store.storage.check()
         except CatalogError as exc:
-            log.error("%s", exc)
+            self._catalog_versions[layer_id] = version  # type: ignore[assignment]  # not parsed again until it changes
+            self.health.ok()  # it answered, with bytes that are not a catalog
             self.metrics.store_errors.labels("catalog").inc()
+            log.error("unreadable store object %s/%s: %s", self.store.storage.url, key, exc)
             if cached:
+                with self._catalog_lock:  # the last good catalog serves
+                    self._catalogs[layer_id] = (now, cached[1])
                 return cached[1]
-            raise Unavailable(f"catalog of layer {layer_id!r} is unreadable") from None
+            raise BadGateway(f"catalog of layer {layer_id!r} cannot be read: the stored object is corrupt") from None
         except StorageError as exc:
-            log.error("store unavailable: %s", exc)
+            self.health.failed(str(exc))
             self.metrics.store_errors.labels("unavailable").inc()
+            log.debug("catalog of %s not read: %s", layer_id, exc)  # the health change is logged once
             if cached:
                 return cached[1]
             raise Unavailable("the frame store is unavailable") from None
+        self.health.ok()
+        if version is not None:
+            self._catalog_versions[layer_id] = version
         with self._catalog_lock:
             current = self._catalogs.get(layer_id)
             # A slow read that raced a faster one must not put an older catalog back.
@@ -247,9 +288,15 @@ class TileService:
 
     # -- tiles --------------------------------------------------------------
 
+    @staticmethod
+    def definition_digest(layer_id: str, colormap: str) -> str:
+        """Of the layer's and the colormap's definitions: part of tile and loop ETags."""
+        return definition_digest(layer_id, colormap)
+
     def tile_etag(self, request: TileRequest, target: Target) -> str:
         t = request.tile
-        key = f"{RENDER_VERSION}|{target.identity}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
+        definitions = definition_digest(request.layer.id, request.colormap)
+        key = f"{RENDER_VERSION}|{definitions}|{target.identity}|{t.z}/{t.x}/{t.y}|{request.size}|{request.format}|{request.colormap}"
         return '"' + hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + '"'
 
     def cache_control(self, request: TileRequest, target: Target) -> str:
@@ -356,14 +403,27 @@ class TileService:
     def _read(self, frame: Frame, read: Any, key: str | None = None) -> Any:
         """``read(dataset)`` on the frame's file (or its ``key``, e.g. its motion field)."""
         key = key or frame.key
+        self._fail_fast_while_down()
         path = self.store.storage.gdal_path(key)
         try:
             with self.datasets.open(path) as dataset:
-                return read(dataset)
+                result = read(dataset)
         except Exception as exc:  # GDAL read errors surface as several rasterio types
             self.datasets.forget(path)
             gdalcache.forget(path)
             raise self._diagnose(frame, key, exc) from None
+        self.health.ok()
+        return result
+
+    def _fail_fast_while_down(self) -> None:
+        """While the store is down, a read that needs it fails at once (503).
+
+        Waiting out GDAL's timeouts would hold render threads that metadata
+        requests need too; a background check notices the store's return.
+        """
+        if self.health.status == "down":
+            self._check_in_background()
+            raise Unavailable("the frame store is unavailable; try again shortly")
 
     def _diagnose(self, frame: Frame, key: str, exc: Exception) -> ApiError:
         """Why a frame could not be read, asked of the store itself.
@@ -375,19 +435,27 @@ class TileService:
         text = str(exc)
         if any(marker in text for marker in NETWORK_FAILURES):
             self.metrics.store_errors.labels("unavailable").inc()
-            log.error("store unavailable reading %s: %s", key, text.splitlines()[0])
+            self.health.failed(f"reading {key}: {text.splitlines()[0]}")
             return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
         try:
             present = self.store.storage.exists(key)
         except StorageError as error:
             self.metrics.store_errors.labels("unavailable").inc()
-            log.error("store unavailable reading %s: %s", key, error)
+            self.health.failed(str(error))
             return Unavailable(f"the frame store is unavailable; {what} cannot be read now")
+        self.health.ok()
         if not present:
             return NotFound(f"{what} is no longer available")
+        if key != frame.key:
+            what = f"motion field of {what}"
+        return self._corrupt(key, what, exc)
+
+    def _corrupt(self, key: str, what: str, exc: Exception) -> BadGateway:
+        """A store object that is there but cannot be decoded: the store's fault, not the client's."""
         self.metrics.store_errors.labels("unreadable").inc()
-        log.error("unreadable frame %s: %s", key, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        return BadGateway(f"{what} cannot be read")
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.error("unreadable store object %s/%s: %s", self.store.storage.url, key, detail)
+        return BadGateway(f"{what} cannot be read: the stored object is corrupt")
 
     # -- points -------------------------------------------------------------
 
@@ -499,16 +567,19 @@ class TileService:
         col, row = cell
         start, length = pack_index_range(grid, col, row)
         try:
-            offset, size, fill = decode_entry(self._series_chunk(pack.key, start, length))
+            offset, size, fill = decode_entry(self._series_chunk(pack.key, start, length), len(pack.times))
             if size == 0:
                 return [fill] * len(pack.times)
             blob = self._series_chunk(pack.key, offset, size)
+            return values_in_pack_chunk(blob, _SERIES_DTYPES[catalog_layer(pack.key)], len(pack.times), col, row)  # type: ignore[return-value]
         except StorageError as exc:
-            log.error("series pack read failed for %s: %s", pack.key, exc)
             if isinstance(exc, KeyNotFound):
+                log.error("series pack %s is missing: %s", pack.key, exc)
                 return [None] * len(pack.times)
+            self.health.failed(str(exc))
             raise Unavailable("the frame store is unavailable") from None
-        return values_in_pack_chunk(blob, _SERIES_DTYPES[catalog_layer(pack.key)], len(pack.times), col, row)  # type: ignore[return-value]
+        except CORRUPT_BYTES as exc:
+            raise self._corrupt(pack.key, f"series pack of layer {catalog_layer(pack.key)!r} for {format_utc(pack.hour)}", exc) from None
 
     def _code_at(self, frame: Frame, x: float, y: float) -> int | None:
         if frame.series is None or frame.grid is None:
@@ -527,16 +598,20 @@ class TileService:
                 return fill
             return value_in_chunk(self._series_chunk(frame.series, offset, size), _SERIES_DTYPES[frame.layer], col, row)
         except StorageError as exc:
-            log.error("series read failed for %s: %s", frame.series, exc)
             if isinstance(exc, KeyNotFound):
+                log.error("series sidecar %s is missing: %s", frame.series, exc)
                 return None
+            self.health.failed(str(exc))
             raise Unavailable("the frame store is unavailable") from None
+        except CORRUPT_BYTES as exc:
+            raise self._corrupt(frame.series, f"series sidecar of frame {format_utc(frame.time)} of layer {frame.layer!r}", exc) from None
 
     def _series_chunk(self, key: str, start: int, length: int) -> bytes:
         cache_key = (key, start, length)
         with self._series_lock:
             cached = self._series_cache.get(cache_key)
         if cached is None:
+            self._fail_fast_while_down()
             cached = self.store.storage.read_range(key, start, length)
             with self._series_lock:
                 self._series_cache[cache_key] = cached
@@ -553,19 +628,37 @@ class TileService:
 
     # -- metadata -----------------------------------------------------------
 
-    def layer_info(self, layer: Layer, base_url: str) -> dict[str, Any]:
+    def layer_info(self, layer: Layer, base_url: str, hours: float | None = None) -> dict[str, Any]:
+        """A layer's metadata and frame times; ``hours`` keeps only recent ones.
+
+        Recent means within ``hours`` of the newest observation for an observed
+        layer; for a forecast layer, the runs issued within ``hours`` of the
+        newest run (at least that one) and their valid times.
+        """
         catalog = self.catalog(layer.id)
+        runs = catalog.runs()
         if layer.blend:
             found = self.stacks(layer)
             visible = [frame for stack in found for frame in stack.frames]
             stack = blend.resolve(found, "latest")
-            latest = Target(stack.frames[0], stack.time) if stack else None
+            latest: Frame | None = stack.frames[0] if stack else None
             newest = max(visible, key=lambda f: f.native_zoom) if visible else None
+            times = [stack.time for stack in found]
+            if hours is not None and times:
+                times = [t for t in times if t >= times[-1] - timedelta(hours=hours)]
         else:
             visible = catalog.visible_frames()
-            found_latest = catalog.resolve("latest")
-            latest = Target(found_latest, found_latest.time) if found_latest else None
+            listed = visible
+            if hours is not None and catalog.frames:
+                window = timedelta(hours=hours)
+                if layer.kind == "forecast":
+                    runs = [run for run in runs if run >= runs[-1] - window]
+                    listed = [f for f in visible if f.run is not None and f.run >= runs[0]]
+                else:
+                    listed = [f for f in visible if f.time >= visible[-1].time - window]
+            latest = catalog.resolve("latest")
             newest = catalog.frames[-1] if catalog.frames else None
+            times = [f.time for f in listed]
         info: dict[str, Any] = {
             "id": layer.id,
             "title": layer.title,
@@ -579,7 +672,7 @@ class TileService:
             "maxzoom": newest.native_zoom if newest else 0,
             "cadence_minutes": layer.cadence_minutes,
             "attribution": layer.attribution,
-            "frames": sorted({format_utc(f.time) for f in visible}),
+            "frames": [format_utc(t) for t in times],
             "latest": format_utc(latest.time) if latest else None,
             "nowcast": [
                 {"time": format_utc(n.time), "lead_minutes": round(n.lead_s / 60)} for n in self.nowcasts(layer, catalog)
@@ -592,7 +685,7 @@ class TileService:
         elif layer.kind == "forecast":
             info["runs"] = [
                 {"run": format_utc(run), "frames": [format_utc(f.time) for f in catalog.frames if f.run == run]}
-                for run in catalog.runs()
+                for run in runs
             ]
         return info
 
@@ -639,19 +732,73 @@ class TileService:
         with self._catalog_lock:
             return {layer_id: catalog for layer_id, (_, catalog) in self._catalogs.items()}
 
-    def ready(self) -> tuple[bool, str]:
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness, and the store's health beside it.
+
+        Ready once the store has been reached and every catalog read once (a
+        corrupt one counts as read: it answers 502, the other layers serve).
+        From then on a store outage degrades the pod without making it unready:
+        cached tiles and catalogs keep serving, uncached reads get 503, and
+        each probe starts a check in the background that notices the store's
+        return (a probe never waits on a dead store).
+        """
+        if self._warm:
+            self._check_in_background()
+            return True, {"status": "ready", "store": self.health.to_json()}
         try:
             self.store.storage.check()
             for layer_id in LAYERS:
-                self.store.load_catalog(layer_id)
-        except (StorageError, CatalogError) as exc:
-            return False, str(exc)
-        return True, "ready"
+                try:
+                    self._read_catalog(layer_id)
+                except BadGateway:
+                    pass  # logged; that layer answers 502 until its catalog is mended
+        except (StorageError, Unavailable) as exc:
+            if isinstance(exc, StorageError):
+                self.health.failed(str(exc))
+            return False, {"status": "not ready", "detail": self.health.error or str(exc), "store": self.health.to_json()}
+        self._warm = True
+        return True, {"status": "ready", "store": self.health.to_json()}
+
+    def _check_in_background(self) -> None:
+        """One check of the store at a time, at most one a second, off the caller's thread."""
+        with self._catalog_lock:
+            now = _time.monotonic()
+            if self._checking or now - self._checked_at < STORE_CHECK_INTERVAL_S:
+                return
+            self._checking = True
+            self._checked_at = now
+
+        def check() -> None:
+            try:
+                self.store.storage.check()
+                self.health.ok()
+            except StorageError as exc:
+                self.health.failed(str(exc))
+            finally:
+                self._checking = False
+
+        try:
+            self._refresh_pool.submit(check)
+        except RuntimeError:  # shutting down
+            self._checking = False
 
     def close(self) -> None:
         self._series_pool.shutdown(wait=False, cancel_futures=True)
         self._refresh_pool.shutdown(wait=False, cancel_futures=True)
         self.datasets.close()
+
+
+@lru_cache(maxsize=512)
+def definition_digest(layer_id: str, colormap: str) -> str:
+    """What a tile's pixels depend on besides its frame, as a short digest.
+
+    Both definitions are frozen dataclasses whose repr lists every field, so
+    editing a colormap's JSON or a layer's encoding changes the digest, and
+    with it every ETag: caches holding week-long ``immutable`` tiles refetch.
+    Computed once per pair (colormaps load once per process).
+    """
+    text = repr(LAYERS[layer_id]) + (repr(colormaps.get(colormap)) if colormap else "")
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _nowcast_motion(layer: Layer, catalog: Catalog) -> str | None:

@@ -47,6 +47,14 @@ class Storage(Protocol):
     def read_versioned(self, key: str) -> tuple[bytes, str]:
         """The bytes and a version token for :meth:`write_if`; :class:`KeyNotFound` if absent."""
 
+    def read_if_changed(self, key: str, version: str | None) -> tuple[bytes, str] | None:
+        """The bytes and a version token, or None if ``key`` is still at ``version``.
+
+        A conditional read: an unchanged object costs a round trip and no
+        transfer (catalogs are re-read every few seconds and rarely change).
+        :class:`KeyNotFound` if absent. The token is not one :meth:`write_if` takes.
+        """
+
     def write_bytes(self, key: str, data: bytes) -> None:
         """Replace ``key`` atomically: readers see the old or the new bytes."""
 
@@ -191,6 +199,17 @@ class LocalStorage:
     def read_versioned(self, key: str) -> tuple[bytes, str]:
         data = self.read_bytes(key)
         return data, hashlib.sha256(data).hexdigest()
+
+    def read_if_changed(self, key: str, version: str | None) -> tuple[bytes, str] | None:
+        # Every write is a rename of a fresh file, so a new inode: inode, size and
+        # mtime together change on each write, even within one mtime tick. Taken
+        # from the open file, so the bytes read are the version recorded.
+        with self._os_errors("read", key), open(self._path(key), "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            current = f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+            if current == version:
+                return None
+            return handle.read(), current
 
     def write_if(self, key: str, data: bytes, version: str | None) -> bool:
         with self._os_errors("write", key):

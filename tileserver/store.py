@@ -188,7 +188,9 @@ class Catalog:
             "frames": [frame.to_json() for frame in self.frames],
             "packs": [pack.to_json() for pack in self.packs],
         }
-        return json.dumps(doc, indent=1).encode()
+        # Compact: 48 h of 2-minute frames is over a megabyte, written on every
+        # ingest, and indenting would also make json use its pure-Python encoder.
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, layer: str, raw: bytes) -> Catalog:
@@ -372,7 +374,8 @@ class Store:
             grid=series[1] if series is not None else None,
             ingest_seconds=round(_time.monotonic() - started, 3) if started is not None else None,
         )
-        existing = self.load_catalog(layer.id).find(time, run)
+        current = self._load_versioned(layer.id)
+        existing = current[0].find(time, run)
         if existing is not None:
             result = self._same_or_conflict(existing, frame)
             if not self.storage.exists(existing.key):
@@ -398,7 +401,7 @@ class Store:
             result = PublishResult(frame, "published")
             return catalog.with_frame(frame)
 
-        self._update_catalog(layer.id, add)
+        self._update_catalog(layer.id, add, current)
         assert result is not None
         return result
 
@@ -415,14 +418,23 @@ class Store:
 
         self._update_catalog(layer_id, set_motion)
 
-    def _update_catalog(self, layer_id: str, change: Callable[[Catalog], Catalog | None]) -> Catalog:
+    def _load_versioned(self, layer_id: str) -> tuple[Catalog, str | None]:
+        try:
+            raw, version = self.storage.read_versioned(catalog_key(layer_id))
+        except KeyNotFound:
+            return Catalog(layer_id), None
+        return Catalog.from_bytes(layer_id, raw), version
+
+    def _update_catalog(self, layer_id: str, change: Callable[[Catalog], Catalog | None],
+                        read: tuple[Catalog, str | None] | None = None) -> Catalog:
         """Read, change and write a catalog as one compare-and-swap, retried on races.
 
-        ``change`` returns the new catalog, or None to leave it as it is.
+        ``change`` returns the new catalog, or None to leave it as it is;
+        ``read`` is a catalog and version the caller just read, used first.
         """
         return self._compare_and_swap(
             catalog_key(layer_id), lambda raw: Catalog.from_bytes(layer_id, raw) if raw is not None else Catalog(layer_id),
-            change, lambda catalog: catalog.to_bytes(), f"catalog of layer {layer_id!r}",
+            change, lambda catalog: catalog.to_bytes(), f"catalog of layer {layer_id!r}", read,
         )
 
     def load_verification(self, layer_id: str) -> Record | None:
@@ -455,13 +467,17 @@ class Store:
         )
 
     def _compare_and_swap(self, key: str, parse: Callable[[bytes | None], Any], change: Callable[[Any], Any],
-                          encode: Callable[[Any], bytes], what: str) -> Any:
+                          encode: Callable[[Any], bytes], what: str, read: tuple[Any, str | None] | None = None) -> Any:
+        """``read``: the parsed value and version the caller just read, tried first (saves a read and a parse)."""
         for attempt in range(CATALOG_UPDATE_ATTEMPTS):
-            try:
-                raw, version = self.storage.read_versioned(key)
-            except KeyNotFound:
-                raw, version = None, None
-            current = parse(raw)
+            if read is not None and attempt == 0:
+                current, version = read
+            else:
+                try:
+                    raw, version = self.storage.read_versioned(key)
+                except KeyNotFound:
+                    raw, version = None, None
+                current = parse(raw)
             changed = change(current)
             if changed is None:
                 return current

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -710,3 +711,26 @@ def test_new_frames_appear_without_a_reload(browser: Browser, tmp_path: Path) ->
             viewer.assert_clean()
         finally:
             viewer.context.close()
+
+
+def test_polls_ask_for_recent_frames_and_revalidate(browser: Browser, site: Site) -> None:
+    def fast_poll(route: Route) -> None:
+        config = json.loads(route.fetch().text())
+        route.fulfill(json={**config, "poll_seconds": 1})
+
+    viewer = open_viewer(browser, site.url, routes={"/config.json": fast_poll})
+    try:
+        polls: list[tuple[str, int, str | None]] = []
+        viewer.page.on("response", lambda r: polls.append((r.url, r.status, r.request.headers.get("if-none-match")))
+                       if "/api/layers?" in r.url else None)
+        deadline = time.monotonic() + 20
+        while len(polls) < 2:
+            assert time.monotonic() < deadline, polls
+            viewer.page.wait_for_timeout(200)
+        # The history window (120 minutes, and a frame's margin), revalidated: nothing new, nothing sent.
+        assert all(url.endswith("/api/layers?hours=2.1") for url, _, _ in polls), polls
+        assert all(status == 304 and etag for _, status, etag in polls), polls
+        assert viewer.page.locator("#frame-count").inner_text().startswith(f"{len(OBSERVED)}/")
+        viewer.assert_clean()
+    finally:
+        viewer.context.close()

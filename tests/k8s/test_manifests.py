@@ -214,7 +214,7 @@ def test_probes_hit_the_apps_health_routes(resources: list[Resource], tmp_path: 
         assert get["path"] == path, f"{probe} should ask {path}"
         assert get["port"] in ("http", serve_args(resources).port)
         assert path in routes, f"{path} is not a route of the app"
-    # A store outage makes /readyz fail; it must never restart pods: liveness is /healthz.
+    # A store that was never reached makes /readyz fail; that must never restart pods: liveness is /healthz.
     assert container["livenessProbe"]["httpGet"]["path"] != "/readyz"
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30, "give the process time to import GDAL and start"

@@ -65,15 +65,20 @@ def test_two_bands_only_for_vector_layers(store: Store, tmp_path: Path) -> None:
         b'{"format": "wxtiles-catalog/1", "frames": [{"time": "2026-11-27T21:00:00Z", "key": "reflectivity/x.tif", "digest": "d", "bounds": [0,0,1], "native_zoom": 3, "size": 1, "ingested": "2026-11-27T21:00:00Z"}]}',
     ],
 )
-def test_malformed_catalogs_are_catalog_errors_and_503(tmp_path: Path, live_server_for, body: bytes) -> None:  # noqa: ANN001
+def test_malformed_catalogs_are_catalog_errors_and_502(tmp_path: Path, live_server_for, body: bytes) -> None:  # noqa: ANN001
     store = Store(open_storage(str(tmp_path / "store"), create=True))
     store.storage.write_bytes(catalog_key("reflectivity"), body)
     with pytest.raises(CatalogError):
         store.load_catalog("reflectivity")
     server = live_server_for(str(tmp_path / "store"))
-    for url in ("/api/layers", "/api/layers/reflectivity", "/tiles/reflectivity/latest/3/1/2.png", "/readyz"):
-        response = httpx.get(server.url + url)
-        assert response.status_code == 503 and "error" in response.json() or url == "/readyz" and response.status_code == 503
+    for url in ("/api/layers", "/api/layers/reflectivity", "/tiles/reflectivity/latest/3/1/2.png"):
+        for _ in range(2):  # the second answer comes from knowing these bytes are corrupt
+            response = httpx.get(server.url + url)
+            assert response.status_code == 502 and "corrupt" in response.json()["error"], (url, response.text)
+    # One layer's broken catalog does not take the others out of service.
+    ready = httpx.get(server.url + "/readyz")
+    assert ready.status_code == 200 and ready.json()["store"]["status"] == "up"
+    assert httpx.get(server.url + "/api/layers/precip-rate").status_code == 200
 
 
 def test_unwritable_store_is_a_clean_error(tmp_path: Path) -> None:

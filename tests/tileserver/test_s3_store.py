@@ -95,7 +95,19 @@ def test_verification_on_s3_is_the_same_on_every_replica(s3_store_via_proxy, tmp
         assert gauges[0] == gauges[1] and any(line.startswith('wxtiles_nowcast_csi{layer="reflectivity",lead_minutes="10"') for line in gauges[0])
 
 
-def test_store_down_gives_503_then_recovers(s3_store_via_proxy, tmp_path: Path) -> None:  # noqa: ANN001
+def wait_for_store(client: httpx.Client, status: str) -> dict:
+    """/readyz stays 200 throughout; its body follows the store's health."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = client.get("/readyz")
+        assert response.status_code == 200, response.text
+        if response.json()["store"]["status"] == status:
+            return response.json()
+        assert time.monotonic() < deadline, f"store never reported {status}: {response.text}"
+        time.sleep(0.2)
+
+
+def test_store_outage_degrades_a_ready_pod_without_taking_it_out(s3_store_via_proxy, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
     s3_url, proxy = s3_store_via_proxy
     store = Store(open_storage(s3_url))
     ingest_file(store, radar_file(tmp_path, T0), RADAR)
@@ -103,24 +115,46 @@ def test_store_down_gives_503_then_recovers(s3_store_via_proxy, tmp_path: Path) 
     cached = "/tiles/reflectivity/2026-11-27T21:00:00Z/4/3/5.png"
     with LiveServer(Settings(store=s3_url, catalog_ttl_s=0.0)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         assert client.get(cached).status_code == 200
+        assert wait_for_store(client, "up")["status"] == "ready"
+        caplog.clear()
         proxy.stop()
         started = time.monotonic()
-        assert client.get("/readyz").status_code == 503
+        down = wait_for_store(client, "down")
+        assert down["status"] == "ready" and down["store"]["error"]
         assert client.get("/healthz").status_code == 200
-        # Already rendered: still served from the tile cache.
+        # Already rendered, and the catalogs in memory: still served.
         assert client.get(cached).status_code == 200
+        layer = client.get("/api/layers/reflectivity")
+        assert layer.status_code == 200 and layer.json()["latest"] == "2026-11-27T21:05:00Z"
         for url in urls("2026-11-27T21:05:00Z")[:4] + ["/api/layers/reflectivity/point?lon=-100&lat=43"]:
             response = client.get(url)
             assert response.status_code == 503, (url, response.status_code, response.text)
             assert response.json()["error"] and int(response.headers["retry-after"]) > 0
+        assert "wxtiles_store_up 0.0" in client.get("/metrics").text
         assert time.monotonic() - started < 45  # bounded: no hung workers
         proxy.start()
-        deadline = time.monotonic() + 20
-        while client.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        wait_for_store(client, "up")
         for url in urls("2026-11-27T21:05:00Z"):
             assert client.get(url).status_code == 200, url
+        assert "wxtiles_store_up 1.0" in client.get("/metrics").text
+    changes = [r.getMessage() for r in caplog.records if r.name == "tileserver.health"]
+    assert len(changes) == 2 and changes[0].startswith("store down: ") and changes[1].startswith("store up again after")
+
+
+def test_a_pod_that_never_reached_its_store_is_not_ready(s3_store_via_proxy, tmp_path: Path) -> None:  # noqa: ANN001
+    s3_url, proxy = s3_store_via_proxy
+    ingest_file(Store(open_storage(s3_url)), radar_file(tmp_path, T0), RADAR)
+    proxy.stop()
+    with LiveServer(Settings(store=s3_url, catalog_ttl_s=0.0)) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        response = client.get("/readyz")
+        assert response.status_code == 503 and response.json()["store"]["status"] == "down", response.text
+        assert "unreachable" in response.json()["detail"]
+        tile = client.get("/tiles/reflectivity/latest/4/3/5.png")
+        assert tile.status_code == 503 and int(tile.headers["retry-after"]) > 0
+        proxy.start()
+        response = client.get("/readyz")
+        assert response.status_code == 200 and response.json()["store"]["status"] == "up", response.text
+        assert client.get("/tiles/reflectivity/latest/4/3/5.png").status_code == 200
 
 
 def test_slow_store_times_out_with_503(s3_store_via_proxy, tmp_path: Path) -> None:  # noqa: ANN001
@@ -174,3 +208,15 @@ def test_every_process_on_an_s3_store_bounds_gdal_reads(s3_server: str) -> None:
     assert done.returncode == 0, done.stderr
     timeout, connect = done.stdout.split()
     assert 0 < float(timeout) <= 30 and 0 < float(connect) <= 10
+
+
+def test_unchanged_catalog_costs_a_conditional_read(s3_store_via_proxy, tmp_path: Path) -> None:  # noqa: ANN001
+    s3_url, _ = s3_store_via_proxy
+    store = Store(open_storage(s3_url))
+    ingest_file(store, radar_file(tmp_path, T0), RADAR)
+    raw, version = store.storage.read_if_changed("catalog/reflectivity.json", None)
+    assert raw == store.storage.read_bytes("catalog/reflectivity.json")
+    assert store.storage.read_if_changed("catalog/reflectivity.json", version) is None
+    ingest_file(store, radar_file(tmp_path, T0 + minutes(5), 5), RADAR)
+    changed = store.storage.read_if_changed("catalog/reflectivity.json", version)
+    assert changed is not None and changed[1] != version and len(changed[0]) > len(raw)

@@ -202,3 +202,15 @@ def test_reader_racing_ingest_never_sees_partial_frames(store: Store, tmp_path: 
         thread.join()
     assert problems == []
     assert len(store.load_catalog("reflectivity").frames) == 6
+
+
+def test_unchanged_local_catalog_is_not_read_again(store: Store) -> None:
+    key = "catalog/reflectivity.json"
+    store.storage.write_bytes(key, b"{}")
+    raw, version = store.storage.read_if_changed(key, None)
+    assert raw == b"{}" and store.storage.read_if_changed(key, version) is None
+    # Same size, same second: the rename of a fresh file still makes it a new version.
+    store.storage.write_bytes(key, b"[]")
+    changed = store.storage.read_if_changed(key, version)
+    assert changed is not None and changed[0] == b"[]" and changed[1] != version
+    assert store.storage.read_if_changed(key, changed[1]) is None
