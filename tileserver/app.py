@@ -28,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 import colormaps
 from renderers import loops
 from tileserver import ogc, openapi, params
+from tileserver.budget import RenderBudget
 from tileserver.errors import ApiError, BadRequest, NotFound
 from tileserver.layers import LAYERS
 from tileserver.limits import RequestLimitsMiddleware
@@ -205,16 +206,24 @@ def series(request: Request) -> Response:
     return Response(out.getvalue(), media_type="text/csv", headers=headers)
 
 
-def loop(request: Request) -> Response:
-    """An animated loop image of past and nowcast frames over a bbox."""
+async def loop(request: Request) -> Response:
+    """An animated loop image of past and nowcast frames over a bbox.
+
+    304s and cached loops are answered at once; a render first reserves its
+    megapixels from the process's budget (waiting without a render thread)."""
     service = _service(request)
     p = request.path_params
     loop_request = loops.loop_params(p["layer"], p["fmt"], _query(request), horizon_min=service.settings.nowcast_horizon_min)
-    plan = loops.plan_loop(service, loop_request)
+    plan = await run_in_threadpool(loops.plan_loop, service, loop_request)
     validators = _etags(request.headers.get("if-none-match", ""))
     if plan.etag in validators or "*" in validators:
         return Response(status_code=304, headers=plan.headers)
-    body, media_type, _ = loops.render_loop(service, loop_request, plan)
+    media_type = loops.MEDIA_TYPES[loop_request.format]
+    body = service.cached(plan.etag)
+    if body is None:
+        budget: RenderBudget = request.app.state.render_budget
+        async with budget.reserve(loops.megapixels(loop_request, plan), "loop"):
+            body, media_type, _ = await run_in_threadpool(loops.render_loop, service, loop_request, plan)
     return Response(body, media_type=media_type, headers=plan.headers)
 
 
@@ -378,4 +387,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.service = service
     app.state.settings = settings
     app.state.probe_threads = anyio.CapacityLimiter(2)
+    app.state.render_budget = RenderBudget(settings.render_budget_mp, settings.render_wait_s)
     return app
