@@ -54,6 +54,10 @@ EXPECTED_CRONJOBS = {
     "wxtiles-prune": (["prune"], 60),
 }
 PREFIX = "/wx"
+# Resident memory of loops in flight, per megapixel of the render budget: 3.5 (WebP)
+# to 5 (APNG), measured by benchmarks/loop_memory.py (benchmarks/README.md).
+LOOP_MB_PER_MEGAPIXEL = 5
+CRD_GROUPS = ("traefik.io/", "monitoring.coreos.com/")
 HOST_PROBE = {"readinessProbe": "/readyz", "livenessProbe": "/healthz", "startupProbe": "/healthz"}
 
 
@@ -93,7 +97,7 @@ def test_every_yaml_file_parses_into_resources() -> None:
         assert documents, f"{path}: empty"
         for doc in documents:
             assert isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc, f"{path}: not a Kubernetes object"
-            if doc["kind"] != "Kustomization":
+            if doc["kind"] not in ("Kustomization", "Component"):
                 assert doc.get("metadata", {}).get("name"), f"{path}: {doc['kind']} without a name"
 
 
@@ -102,6 +106,8 @@ def test_every_kustomization_lists_files_that_exist() -> None:
         kustomization = yaml.safe_load(path.read_text())
         for entry in kustomization.get("resources", []):
             assert (path.parent / entry).exists(), f"{path}: resource {entry} does not exist"
+        for entry in kustomization.get("components", []):
+            assert (path.parent / entry / "kustomization.yaml").is_file(), f"{path}: component {entry} does not exist"
         for patch in kustomization.get("patches", []):
             if "path" in patch:
                 assert (path.parent / patch["path"]).is_file(), f"{path}: patch {patch['path']} does not exist"
@@ -123,8 +129,8 @@ def test_each_overlay_builds_from_the_base() -> None:
 def test_kubernetes_resources_match_the_api_schema(resources: list[Resource], version: str) -> None:
     checked = 0
     for resource in resources:
-        if resource["apiVersion"].startswith("traefik.io/"):
-            continue
+        if resource["apiVersion"].startswith(CRD_GROUPS):
+            continue  # CRDs: validated against their own schemas (Traefik here, monitoring in test_monitoring.py)
         try:
             kubernetes_validate.validate(resource, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -139,11 +145,8 @@ def test_traefik_resources_match_their_schema(resources: list[Resource]) -> None
     assert {r["kind"] for r in traefik} == {"IngressRoute", "Middleware"}
     for resource in traefik:
         assert resource["apiVersion"] == "traefik.io/v1alpha1", "traefik.containo.us is Traefik v2's group, gone in v3"
-        try:
-            jsonschema.validate(resource, TRAEFIK_SCHEMAS[resource["kind"]])
-        except jsonschema.ValidationError as exc:
-            where = ".".join(str(p) for p in exc.path)
-            pytest.fail(f"{resource['kind']}/{resource['metadata']['name']}: {where}: {exc.message}")
+        problem = support.schema_violation(resource, TRAEFIK_SCHEMAS[resource["kind"]])
+        assert problem is None, problem
 
 
 def test_the_traefik_schema_rejects_what_traefik_rejects() -> None:
@@ -270,6 +273,7 @@ def test_the_server_memory_limit_covers_the_configured_caches(resources: list[Re
         + int(data["CPL_VSIL_CURL_CACHE_SIZE"]) / 1e6
         + idle_handles_mb
         + process_mb
+        + LOOP_MB_PER_MEGAPIXEL * float(data["WXTILES_RENDER_BUDGET_MP"])
     )
     limits = server(resources).main["resources"]["limits"]
     assert budget_mb * 2**20 <= 0.9 * quantity(limits["memory"]), f"caches need ~{budget_mb:.0f} MB, limit {limits['memory']}"
