@@ -113,7 +113,9 @@ GRATICULE_STEPS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 45.0, 90.0)
 # Coastlines, country and US state borders, as the viewer draws them without a
 # basemap (``wxtiles-outlines/1``, built by frontend/tools/build-outlines.mjs).
 # Without the file, ``outlines=1`` draws the graticule alone.
-OUTLINES_PATH = Path(__file__).resolve().parent.parent / "frontend" / "outlines.json"
+OUTLINES_PATH = Path(__file__).resolve().parent.parent / "tileserver" / "viewer" / "outlines.json"  # an installed wheel
+if not OUTLINES_PATH.is_file():
+    OUTLINES_PATH = OUTLINES_PATH.parents[2] / "frontend" / "outlines.json"  # a checkout
 OUTLINES_FORMAT = "wxtiles-outlines/1"
 # Drawn in this order, opaque and unantialiased (few colours: GIF frames keep an exact palette).
 OUTLINE_STYLE = {"states": (112, 118, 126, 255), "borders": (190, 194, 200, 255), "coastline": (190, 194, 200, 255)}

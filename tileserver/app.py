@@ -43,7 +43,13 @@ from tileserver.timeutil import format_utc
 log = logging.getLogger("wxtiles")
 T = TypeVar("T")
 
-FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+def _viewer_folder() -> Path:
+    """The viewer's files: tileserver/viewer in an installed wheel, frontend/ in a checkout."""
+    packaged = Path(__file__).resolve().parent / "viewer"
+    return packaged if (packaged / "index.html").is_file() else Path(__file__).resolve().parent.parent / "frontend"
+
+
+FRONTEND = _viewer_folder()
 FRONTEND_TYPES = {".html", ".js", ".css", ".svg", ".png", ".ico", ".json", ".webmanifest"}
 # GDAL settings for serving many small windowed reads; env vars so every thread sees them.
 GDAL_SERVE_CONFIG = {
@@ -322,7 +328,7 @@ def _frontend_routes() -> list[Route | Mount]:
     if leaflet.is_dir():  # installed by `npm ci --prefix frontend` (make setup)
         routes.append(Mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet"))
     else:
-        log.warning("frontend/node_modules/leaflet is missing: run `make setup`; the viewer will not load its map")
+        log.warning("%s is missing: run `make setup` (npm ci); the viewer will not load its map", leaflet)
     return routes
 
 
