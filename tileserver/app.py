@@ -393,5 +393,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.service = service
     app.state.settings = settings
     app.state.probe_threads = anyio.CapacityLimiter(2)
-    app.state.render_budget = RenderBudget(settings.render_budget_mp, settings.render_wait_s)
+    app.state.render_budget = RenderBudget(settings.render_budget_mp, settings.render_wait_s, service.metrics)
     return app

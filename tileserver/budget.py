@@ -16,13 +16,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from tileserver.errors import Unavailable
+from tileserver.observability import Metrics
 
 
 class RenderBudget:
-    def __init__(self, megapixels: float, wait_s: float) -> None:
+    def __init__(self, megapixels: float, wait_s: float, metrics: Metrics) -> None:
         self.total = megapixels
         self.wait_s = wait_s
         self.in_use = 0.0
+        self.metrics = metrics
         self._changed = asyncio.Condition()
 
     @asynccontextmanager
@@ -33,15 +35,18 @@ class RenderBudget:
                 if self.in_use + cost > self.total:
                     await asyncio.wait_for(self._changed.wait_for(lambda: self.in_use + cost <= self.total), self.wait_s)
             except TimeoutError:
+                self.metrics.renders_refused.inc()
                 raise Unavailable(
                     f"the server is busy rendering other {what}s ({self.in_use:g} of {self.total:g} megapixels in flight): "
                     "try again shortly",
                     retry_after_s=max(1, math.ceil(self.wait_s)),
                 ) from None
             self.in_use += cost
+            self.metrics.render_megapixels.set(self.in_use)
         try:
             yield
         finally:
             async with self._changed:
                 self.in_use -= cost
+                self.metrics.render_megapixels.set(self.in_use)
                 self._changed.notify_all()

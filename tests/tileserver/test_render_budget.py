@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.loop_memory import concurrent_loops, ingest_mrms
 from benchmarks.servers import wxtiles_serving
@@ -48,3 +50,7 @@ def test_eight_maximum_loops_stay_within_the_memory_bound(server: tuple[str, int
             assert int(answer.headers["retry-after"]) >= 1
             assert "busy" in answer.json()["error"]
     assert peak < RSS_BOUND_MB, f"worker peaked at {peak:.0f} MB resident with {len(FORMATS)} maximum loops: {statuses}"
+    # An SRE sees the refusals and the budget in /metrics.
+    metrics = {s.name: s.value for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text) for s in f.samples}
+    assert metrics["wxtiles_renders_refused_total"] == statuses.count(503)
+    assert metrics["wxtiles_render_budget_in_use_megapixels"] == 0
