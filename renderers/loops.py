@@ -40,10 +40,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import logging
 import math
 import os
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -110,7 +113,9 @@ GRATICULE_STEPS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 45.0, 90.0)
 # Coastlines, country and US state borders, as the viewer draws them without a
 # basemap (``wxtiles-outlines/1``, built by frontend/tools/build-outlines.mjs).
 # Without the file, ``outlines=1`` draws the graticule alone.
-OUTLINES_PATH = Path(__file__).resolve().parent.parent / "frontend" / "outlines.json"
+OUTLINES_PATH = Path(__file__).resolve().parent.parent / "tileserver" / "viewer" / "outlines.json"  # an installed wheel
+if not OUTLINES_PATH.is_file():
+    OUTLINES_PATH = OUTLINES_PATH.parents[2] / "frontend" / "outlines.json"  # a checkout
 OUTLINES_FORMAT = "wxtiles-outlines/1"
 # Drawn in this order, opaque and unantialiased (few colours: GIF frames keep an exact palette).
 OUTLINE_STYLE = {"states": (112, 118, 126, 255), "borders": (190, 194, 200, 255), "coastline": (190, 194, 200, 255)}
@@ -298,6 +303,11 @@ def plan_loop(service: TileService, request: LoopRequest) -> LoopPlan:
     return LoopPlan(tuple(frames), tuple(durations), zoom, etag, cache_control, headers)
 
 
+def megapixels(request: LoopRequest, plan: LoopPlan) -> float:
+    """What a loop costs to render: its pixels over all frames, in millions."""
+    return request.width * request.height * len(plan.frames) / 1e6
+
+
 def stamp(time: datetime) -> str:
     return f"{time:%Y-%m-%d %H:%M}Z"
 
@@ -336,16 +346,23 @@ def render_loop(service: TileService, request: LoopRequest, plan: LoopPlan | Non
         body = service.cached(plan.etag)
         if body is not None:
             return body, media_type, plan.etag
-    images = render_frames(service, request, plan)
-    body = encode_loop(images, plan.durations, request.format)
+    frames = render_frames(service, request, plan)
+    try:
+        body = encode_loop(frames, plan.durations, request.format)
+    finally:
+        frames.close()  # stops the frame workers if the encoder gave up early
     # A loop may use at most 1/8 of the cache, so one loop cannot flush the tiles.
     if cache and len(body) <= service.tiles.maxsize // 8:
         service.keep_tile(plan.etag, body)
     return body, media_type, plan.etag
 
 
-def render_frames(service: TileService, request: LoopRequest, plan: LoopPlan) -> list[Image.Image]:
-    """Every frame as an RGB image, decorated (stamp, marker, timeline, outlines)."""
+def render_frames(service: TileService, request: LoopRequest, plan: LoopPlan) -> Iterator[Image.Image]:
+    """Every frame as an RGB image, decorated (stamp, marker, timeline, outlines), in order.
+
+    Frames are drawn as the encoder asks for them, at most ``FRAME_WORKERS`` ahead,
+    so a loop's memory grows with its frame size, not its frame count.
+    """
     grid = _Grid.of(request, plan.zoom)
     overlay = graticule(request) if request.outlines else None
     # GIF and APNG keep text unantialiased: the frames stay within one 256-colour palette.
@@ -361,7 +378,18 @@ def render_frames(service: TileService, request: LoopRequest, plan: LoopPlan) ->
 
     # One task per frame: tile reads, PNG decoding and compositing release the GIL.
     with ThreadPoolExecutor(max_workers=FRAME_WORKERS) as pool:
-        return list(pool.map(frame_image, range(len(plan.frames))))
+        indices = iter(range(len(plan.frames)))
+        drawing = deque(pool.submit(frame_image, index) for index in itertools.islice(indices, FRAME_WORKERS))
+        try:
+            while drawing:
+                image = drawing.popleft().result()
+                following = next(indices, None)
+                if following is not None:
+                    drawing.append(pool.submit(frame_image, following))
+                yield image
+        finally:
+            for future in drawing:
+                future.cancel()
 
 
 def _tile_png(service: TileService, request: LoopRequest, target: Target, tile: mercantile.Tile) -> bytes:
@@ -574,24 +602,31 @@ def graticule(request: LoopRequest) -> Image.Image:
 # -- encoding -----------------------------------------------------------------
 
 
-def encode_loop(images: list[Image.Image], durations: tuple[int, ...] | list[int], fmt: str) -> bytes:
-    """WebP (lossless), GIF (one shared palette when the frames use at most 256 colours) or APNG; loops forever."""
+def encode_loop(frames: Iterable[Image.Image], durations: tuple[int, ...] | list[int], fmt: str) -> bytes:
+    """WebP (lossless), GIF or APNG from frames in order; loops forever.
+
+    WebP frames go to the encoder as they arrive. GIF and APNG writers need every
+    frame before they write, so each is kept as palette indices (a byte a pixel)
+    on its exact colours, then all move to one shared palette when the loop uses
+    at most 256 colours; a frame of more colours is quantised on its own.
+    """
     buffer = io.BytesIO()
     durations = list(durations)
+    count = len(durations)
     if fmt == "webp":
         # Lossless keeps class colours and the stamp crisp. Method 1 is half the
         # size of method 0 for twice the time; higher methods gain little more.
-        images[0].save(
-            buffer, format="WEBP", save_all=True, append_images=images[1:], duration=durations, loop=0,
-            lossless=True, quality=50, method=1,
+        sequence = _FrameSequence(iter(frames), count)
+        sequence.save(
+            buffer, format="WEBP", save_all=True, duration=durations, loop=0, lossless=True, quality=50, method=1,
         )
     elif fmt == "gif":
-        frames = _palettised(images) or [im.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) for im in images]
-        frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, disposal=1)
+        paletted = _shared_palette([_indexed(image) for image in frames])
+        paletted[0].save(buffer, format="GIF", save_all=True, append_images=paletted[1:], duration=durations, loop=0, disposal=1)
     elif fmt == "png":
-        frames = _palettised(images) or images
-        frames[0].save(
-            buffer, format="PNG", save_all=True, append_images=frames[1:], duration=durations, loop=0,
+        paletted = _shared_palette([_indexed(image, quantise=False) for image in frames])
+        paletted[0].save(
+            buffer, format="PNG", save_all=True, append_images=paletted[1:], duration=durations, loop=0,
             disposal=0, blend=0, compress_level=6,
         )
     else:
@@ -599,31 +634,86 @@ def encode_loop(images: list[Image.Image], durations: tuple[int, ...] | list[int
     return buffer.getvalue()
 
 
-def _palettised(images: list[Image.Image]) -> list[Image.Image] | None:
-    """The frames on one exact palette of every colour they use, or None above 256 colours.
+class _FrameSequence(Image.Image):
+    """Frames from an iterator as one multi-frame image, which Pillow's writers
+    seek through in order: each frame is drawn when the encoder reaches it and
+    dropped after (the first is kept, for the writer's seek back to it)."""
+
+    def __init__(self, frames: Iterator[Image.Image], count: int) -> None:
+        super().__init__()
+        self._frames = frames
+        self.n_frames = count
+        self.is_animated = count > 1
+        self._first = next(frames)
+        self._index = 0
+        self._show(self._first)
+
+    def _show(self, image: Image.Image) -> None:
+        self.im = image.im
+        self._mode = image.mode
+        self._size = image.size
+
+    def seek(self, frame: int) -> None:
+        if frame == self._index:
+            return
+        if frame == 0:
+            self._show(self._first)
+        elif frame == self._index + 1 and frame < self.n_frames:
+            self._show(next(self._frames))
+        else:
+            raise EOFError(f"frame {frame}: a loop's frames are drawn once, in order")
+        self._index = frame
+
+    def tell(self) -> int:
+        return self._index
+
+
+Colours = list[tuple[int, int, int]]
+
+
+def _indexed(image: Image.Image, quantise: bool = True) -> tuple[Image.Image, Colours | None]:
+    """The frame as palette indices on exactly its colours, and those colours; above
+    256 colours, quantised (or, with ``quantise=False``, the RGB frame) and None."""
+    used = image.getcolors(256)
+    if used is None:
+        return (image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) if quantise else image), None
+    colours = sorted(colour for _, colour in used)
+    return _on_palette(image, colours), colours
+
+
+def _on_palette(image: Image.Image, colours: Colours) -> Image.Image:
+    """``image`` (RGB) as indices into ``colours``, which must hold all its colours, sorted.
 
     (Pillow's ``quantize(palette=...)`` maps through a coarse colour cache, so it
     can shift a colour that is in the palette; this mapping is exact.)
     """
-    colours: set[tuple[int, int, int]] = set()
-    for image in images:
-        used = image.getcolors(256)
-        if used is None:
-            return None
-        colours.update(colour for _, colour in used)
-        if len(colours) > 256:
-            return None
-    ordered = sorted(colours)
-    keys = np.array([(r << 16) | (g << 8) | b for r, g, b in ordered], np.uint32)  # sorted, like ``ordered``
-    flat = [channel for colour in ordered for channel in colour]
-    out = []
-    for image in images:
-        rgb = np.asarray(image, np.uint32)
-        index = np.searchsorted(keys, (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).astype(np.uint8)
-        frame = Image.fromarray(index, "L").convert("P")
-        frame.putpalette(flat)
-        out.append(frame)
-    return out
+    keys = np.array([(r << 16) | (g << 8) | b for r, g, b in colours], np.uint32)
+    rgb = np.asarray(image, np.uint32)
+    index = np.searchsorted(keys, (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).astype(np.uint8)
+    return _paletted(index, colours)
+
+
+def _paletted(index: np.ndarray, colours: Colours) -> Image.Image:
+    frame = Image.fromarray(index, "L").convert("P")
+    frame.putpalette([channel for colour in colours for channel in colour])
+    return frame
+
+
+def _shared_palette(frames: list[tuple[Image.Image, Colours | None]]) -> list[Image.Image]:
+    """Exactly paletted frames moved onto one palette of all their colours, when there are at most 256
+    (one palette for the whole file); otherwise the frames as they are."""
+    images = [image for image, _ in frames]
+    if any(colours is None for _, colours in frames):
+        return images
+    ordered = sorted({colour for _, colours in frames for colour in colours or ()})
+    if len(ordered) > 256:
+        return images
+    position = {colour: k for k, colour in enumerate(ordered)}
+    shared = []
+    for image, colours in frames:
+        lut = np.array([position[colour] for colour in colours or ()], np.uint8)
+        shared.append(_paletted(lut[np.asarray(image)], ordered))
+    return shared
 
 
 def loop_summary(plan: LoopPlan) -> list[dict[str, Any]]:

@@ -66,6 +66,18 @@ def test_time_override_and_bad_arguments(tmp_path: Path) -> None:
     assert bad_layer.returncode == 2 and "invalid choice" in bad_layer.stderr
 
 
+def test_serve_refuses_a_store_folder_that_does_not_exist(tmp_path: Path) -> None:
+    """A typo in WXTILES_STORE must not give an empty server that reports ready."""
+    missing = tmp_path / "stroe"
+    result = wxtiles("serve", "--port", "1", store=missing)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"wxtiles serve: store folder {missing} does not exist")
+    assert not missing.exists(), "serve must not create it"
+    # ingest (like fetch and demo) creates the folder.
+    assert wxtiles("ingest", str(radar_file(tmp_path, T0)), "--layer", "reflectivity", "--quiet", store=missing).returncode == 0
+    assert missing.is_dir()
+
+
 def test_bad_settings_are_one_line(tmp_path: Path) -> None:
     result = wxtiles("prune", store=tmp_path, env={"WXTILES_CACHE_MB": "lots"})
     assert result.returncode == 2

@@ -28,6 +28,7 @@ from starlette.staticfiles import StaticFiles
 import colormaps
 from renderers import loops
 from tileserver import ogc, openapi, params
+from tileserver.budget import RenderBudget
 from tileserver.errors import ApiError, BadRequest, NotFound
 from tileserver.layers import LAYERS
 from tileserver.limits import RequestLimitsMiddleware
@@ -45,7 +46,15 @@ T = TypeVar("T")
 # Layer listings change with every frame (2 to 5 minutes): caches keep them
 # briefly, and revalidate by ETag after.
 METADATA_MAX_AGE_S = 10
-FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+
+
+def _viewer_folder() -> Path:
+    """The viewer's files: tileserver/viewer in an installed wheel, frontend/ in a checkout."""
+    packaged = Path(__file__).resolve().parent / "viewer"
+    return packaged if (packaged / "index.html").is_file() else Path(__file__).resolve().parent.parent / "frontend"
+
+
+FRONTEND = _viewer_folder()
 FRONTEND_TYPES = {".html", ".js", ".css", ".svg", ".png", ".ico", ".json", ".webmanifest"}
 # GDAL settings for serving many small windowed reads; env vars so every thread sees them.
 GDAL_SERVE_CONFIG = {
@@ -240,16 +249,24 @@ def series(request: Request) -> Response:
     return Response(out.getvalue(), media_type="text/csv", headers=headers)
 
 
-def loop(request: Request) -> Response:
-    """An animated loop image of past and nowcast frames over a bbox."""
+async def loop(request: Request) -> Response:
+    """An animated loop image of past and nowcast frames over a bbox.
+
+    304s and cached loops are answered at once; a render first reserves its
+    megapixels from the process's budget (waiting without a render thread)."""
     service = _service(request)
     p = request.path_params
     loop_request = loops.loop_params(p["layer"], p["fmt"], _query(request), horizon_min=service.settings.nowcast_horizon_min)
-    plan = loops.plan_loop(service, loop_request)
+    plan = await run_in_threadpool(loops.plan_loop, service, loop_request)
     validators = _etags(request.headers.get("if-none-match", ""))
     if plan.etag in validators or "*" in validators:
         return Response(status_code=304, headers=plan.headers)
-    body, media_type, _ = loops.render_loop(service, loop_request, plan)
+    media_type = loops.MEDIA_TYPES[loop_request.format]
+    body = service.cached(plan.etag)
+    if body is None:
+        budget: RenderBudget = request.app.state.render_budget
+        async with budget.reserve(loops.megapixels(loop_request, plan), "loop"):
+            body, media_type, _ = await run_in_threadpool(loops.render_loop, service, loop_request, plan)
     return Response(body, media_type=media_type, headers=plan.headers)
 
 
@@ -351,7 +368,7 @@ def _frontend_routes() -> list[Route | Mount]:
     if leaflet.is_dir():  # installed by `npm ci --prefix frontend` (make setup)
         routes.append(Mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet"))
     else:
-        log.warning("frontend/node_modules/leaflet is missing: run `make setup`; the viewer will not load its map")
+        log.warning("%s is missing: run `make setup` (npm ci); the viewer will not load its map", leaflet)
     return routes
 
 
@@ -417,4 +434,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.service = service
     app.state.settings = settings
     app.state.probe_threads = anyio.CapacityLimiter(2)
+    app.state.render_budget = RenderBudget(settings.render_budget_mp, settings.render_wait_s, service.metrics)
     return app

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from tileserver.layers import LAYERS, LayerConfigError, get_layer
 from tileserver.settings import Settings, SettingsError
-from tileserver.storage import StorageError, StoreUnreachable, open_storage
+from tileserver.storage import LocalStorage, StorageError, StoreUnreachable, open_storage
 from tileserver.store import Retention, Store
 from tileserver.timeutil import TimeFormatError, format_utc, parse_utc
 
@@ -155,7 +155,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from tileserver.observability import configure_json_logging
 
-    storage = open_storage(settings.store, create=True)
+    # A local store is never created here: a typo in WXTILES_STORE would give an
+    # empty server that reports ready. ingest, fetch and demo create it.
+    storage = open_storage(settings.store)
+    if isinstance(storage, LocalStorage) and not storage.root.is_dir():
+        raise CliError(f"store folder {storage.url} does not exist (check WXTILES_STORE; `wxtiles ingest`, `fetch` or `demo` create it)")
     try:
         storage.check()
     except StoreUnreachable as exc:
@@ -164,6 +168,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.forwarded_allow_ips is not None:
         # Read by the app in every worker process (tileserver/proxy.py handles the headers).
         os.environ["WXTILES_FORWARDED_ALLOW_IPS"] = args.forwarded_allow_ips
+        Settings.from_env()  # checks it
     configure_json_logging(settings.log_level)
     # Worker processes start fresh: create_app sets the same JSON logging up in each.
     os.environ["WXTILES_JSON_LOGS"] = "1"

@@ -39,6 +39,13 @@ class Metrics:
         self.tile_bytes = Counter("wxtiles_tile_bytes_total", "Bytes of tiles sent, by cache result", ["result"], registry=self.registry)
         self.store_errors = Counter("wxtiles_store_errors_total", "Store failures seen while serving", ["kind"], registry=self.registry)
         self.store_up = Gauge("wxtiles_store_up", "1 while the store answers, 0 while it is down or not yet reached", registry=self.registry)
+        self.render_megapixels = Gauge(
+            "wxtiles_render_budget_in_use_megapixels", "Megapixels of loops being rendered now (WXTILES_RENDER_BUDGET_MP)",
+            registry=self.registry,
+        )
+        self.renders_refused = Counter(
+            "wxtiles_renders_refused_total", "Loops answered 503 because the render budget stayed spent", registry=self.registry,
+        )
         # Looking a labelled child up costs a lock and a tuple per call: keep the children.
         self._tile_counters = {result: (self.tile_cache.labels(result), self.tile_bytes.labels(result)) for result in ("hit", "miss")}
         self._latency: dict[tuple[str, str], Any] = {}

@@ -6,6 +6,13 @@ so in ``X-Forwarded-Proto``, ``X-Forwarded-Host`` and ``X-Forwarded-Prefix``
 (Traefik sends the prefix when its ``stripPrefix`` middleware removed it). This
 ASGI middleware puts them back into the scope, for trusted proxies only, so
 ``request.base_url`` is right everywhere: TileJSON, WMTS, layer metadata.
+
+The client address (logs, anything keyed per client) is the rightmost
+``X-Forwarded-For`` entry that is not a trusted proxy: each proxy appends the
+address it saw, so entries left of the last untrusted one were written by the
+client and prove nothing. ``*`` trusts the peer's headers without naming any
+proxy, so the rightmost entry (what the peer saw) is the client; networks listed
+beside ``*`` (a CDN's or load balancer's) are skipped as proxies.
 """
 
 from __future__ import annotations
@@ -21,10 +28,9 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitab
 class ForwardedHeadersMiddleware:
     def __init__(self, app: ASGIApp, trusted: str = "127.0.0.1") -> None:
         self.app = app
-        self.trust_all = trusted.strip() == "*"
-        self.networks = [] if self.trust_all else [
-            ipaddress.ip_network(part.strip(), strict=False) for part in trusted.split(",") if part.strip()
-        ]
+        parts = [part.strip() for part in trusted.split(",") if part.strip()]
+        self.trust_all = "*" in parts
+        self.networks = [ipaddress.ip_network(part, strict=False) for part in parts if part != "*"]
         # Parsing the client address costs more than serving a cached tile; the
         # peers are a handful of proxies, so remember the answer per address.
         self._verdicts: dict[str, bool] = {}
@@ -33,19 +39,29 @@ class ForwardedHeadersMiddleware:
         if self.trust_all:
             return True
         client = scope.get("client")
-        if not client:
-            return False
-        verdict = self._verdicts.get(client[0])
+        return bool(client) and self._is_proxy(client[0])
+
+    def _is_proxy(self, host: str) -> bool:
+        verdict = self._verdicts.get(host)
         if verdict is None:
             try:
-                address = ipaddress.ip_address(client[0])
+                address = ipaddress.ip_address(host)
                 verdict = any(address in network for network in self.networks)
             except ValueError:
                 verdict = False
             if len(self._verdicts) >= 4096:
                 self._verdicts.clear()
-            self._verdicts[client[0]] = verdict
+            self._verdicts[host] = verdict
         return verdict
+
+    def client_address(self, forwarded_for: str) -> str | None:
+        """The rightmost address that is not a trusted proxy (the leftmost if all are)."""
+        hops = [hop.strip() for hop in forwarded_for.split(",")]
+        hops = [hop for hop in hops if hop]
+        for hop in reversed(hops):
+            if not self._is_proxy(hop):
+                return hop if _plausible_address(hop) else None
+        return hops[0] if hops and _plausible_address(hops[0]) else None
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
         if (
@@ -67,15 +83,22 @@ class ForwardedHeadersMiddleware:
                 scope["root_path"] = prefix + scope.get("root_path", "")
                 # Starlette routes on path minus root_path; keep the path consistent with it.
                 scope["path"] = prefix + scope["path"] if not scope["path"].startswith(prefix + "/") else scope["path"]
-            forwarded_for = _first(headers.get("x-forwarded-for"))
-            if forwarded_for:
-                scope["client"] = (forwarded_for, 0)
+            # Several X-Forwarded-For lines are one list, in order (RFC 9110 field combining).
+            forwarded_for = ",".join(v.decode("latin-1") for n, v in scope["headers"] if n.lower() == b"x-forwarded-for")
+            client = self.client_address(forwarded_for) if forwarded_for else None
+            if client:
+                scope["client"] = (client, 0)
         await self.app(scope, receive, send)
 
 
 def _first(value: str | None) -> str | None:
     # With several proxies each appends; the first is the one the client reached.
     return value.split(",")[0].strip() if value else None
+
+
+def _plausible_address(text: str) -> bool:
+    # An IP address, or an obfuscated identifier (RFC 7239 allows "unknown", "_hidden").
+    return len(text) <= 64 and all(c.isalnum() or c in ".:[]_-" for c in text)
 
 
 def _plausible_host(host: str) -> bool:

@@ -7,6 +7,7 @@ naming the variable; the CLI prints it and exits non-zero.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from collections.abc import Mapping
@@ -45,6 +46,10 @@ class Settings:
     verification_hours: float = 6.0
     # Nowcast frames reach this far past the latest observation, on the layer's cadence.
     nowcast_horizon_min: int = 120
+    # Loops rendered at once per worker, in megapixels (width x height x frames,
+    # at most 40 each); a loop beyond it waits up to RENDER_WAIT_S, then gets 503.
+    render_budget_mp: float = 48.0
+    render_wait_s: float = 10.0
     # Open datasets kept between requests (file handles).
     open_datasets: int = 64
     # NOAA open-data buckets that ``wxtiles fetch`` reads (anonymously), and an
@@ -86,6 +91,14 @@ class Settings:
             raise SettingsError(f"{PREFIX}LOG_LEVEL={settings.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
         if settings.open_datasets < 1:
             raise SettingsError(f"{PREFIX}OPEN_DATASETS must be at least 1")
+        for part in settings.forwarded_allow_ips.split(","):
+            try:
+                if part.strip() not in ("*", ""):
+                    ipaddress.ip_network(part.strip(), strict=False)
+            except ValueError:
+                raise SettingsError(f"{PREFIX}FORWARDED_ALLOW_IPS: {part.strip()!r} is not an address or network (or *)") from None
+        if settings.render_budget_mp <= 0:
+            raise SettingsError(f"{PREFIX}RENDER_BUDGET_MP must be more than 0")
         if settings.threads < 1:
             raise SettingsError(f"{PREFIX}THREADS must be at least 1")
         return settings

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 BASE = K8S / "base"
 OVERLAYS = {"dev": K8S / "overlays" / "dev", "prod": K8S / "overlays" / "prod"}
+MONITORING = K8S / "components" / "monitoring"
 KUSTOMIZATIONS = {"base": BASE, **OVERLAYS}
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -430,3 +431,42 @@ def build_context_files() -> list[str]:
             dirs[:] = [d for d in dirs if not is_ignored(prefix + d, rules)]
         files.extend(prefix + n for n in names if not is_ignored(prefix + n, rules))
     return sorted(files)
+
+
+# --- Custom resources (schemas hand-written from the CRDs' fields) -----------------
+
+def crd_resource_schema(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A strict JSON Schema for one custom resource: apiVersion, kind, metadata and ``spec``."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": api_version},
+            "kind": {"const": kind},
+            "metadata": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+                    "namespace": {"type": "string"},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+            "spec": spec,
+        },
+    }
+
+
+def schema_violation(resource: Resource, schema: dict[str, Any]) -> str | None:
+    """Where and why ``resource`` breaks ``schema``, or None."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(resource, schema)
+    except jsonschema.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.path)
+        return f"{resource['kind']}/{resource['metadata']['name']}: {where}: {exc.message}"
+    return None

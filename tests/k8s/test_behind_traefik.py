@@ -129,7 +129,9 @@ def traefik(pod: str) -> Traefik:
     return Traefik(route["match"], host, strip, (re.compile(redirect["regex"]), replacement), pod)
 
 
-class _Assets(HTMLParser):
+class PageAssets(HTMLParser):
+    """The relative script, stylesheet and image URLs of a page."""
+
     def __init__(self) -> None:
         super().__init__()
         self.urls: list[str] = []
@@ -158,7 +160,7 @@ def test_the_viewer_and_its_assets_load_under_the_prefix(traefik: Traefik) -> No
     page_url = f"https://{traefik.host}/wx/"
     page = traefik.get(page_url)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    parser = _Assets()
+    parser = PageAssets()
     parser.feed(page.text)
     assert any("leaflet" in u for u in parser.urls), parser.urls
     for relative in parser.urls:

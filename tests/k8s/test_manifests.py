@@ -14,6 +14,7 @@ versions we claim; Traefik's against tests/k8s/traefik_schema.py.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,10 @@ EXPECTED_CRONJOBS = {
     "wxtiles-prune": (["prune"], 60),
 }
 PREFIX = "/wx"
+# Resident memory of loops in flight, per megapixel of the render budget: 3.5 (WebP)
+# to 5 (APNG), measured by benchmarks/loop_memory.py (benchmarks/README.md).
+LOOP_MB_PER_MEGAPIXEL = 5
+CRD_GROUPS = ("traefik.io/", "monitoring.coreos.com/")
 HOST_PROBE = {"readinessProbe": "/readyz", "livenessProbe": "/healthz", "startupProbe": "/healthz"}
 
 
@@ -93,7 +98,7 @@ def test_every_yaml_file_parses_into_resources() -> None:
         assert documents, f"{path}: empty"
         for doc in documents:
             assert isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc, f"{path}: not a Kubernetes object"
-            if doc["kind"] != "Kustomization":
+            if doc["kind"] not in ("Kustomization", "Component"):
                 assert doc.get("metadata", {}).get("name"), f"{path}: {doc['kind']} without a name"
 
 
@@ -102,6 +107,8 @@ def test_every_kustomization_lists_files_that_exist() -> None:
         kustomization = yaml.safe_load(path.read_text())
         for entry in kustomization.get("resources", []):
             assert (path.parent / entry).exists(), f"{path}: resource {entry} does not exist"
+        for entry in kustomization.get("components", []):
+            assert (path.parent / entry / "kustomization.yaml").is_file(), f"{path}: component {entry} does not exist"
         for patch in kustomization.get("patches", []):
             if "path" in patch:
                 assert (path.parent / patch["path"]).is_file(), f"{path}: patch {patch['path']} does not exist"
@@ -123,8 +130,8 @@ def test_each_overlay_builds_from_the_base() -> None:
 def test_kubernetes_resources_match_the_api_schema(resources: list[Resource], version: str) -> None:
     checked = 0
     for resource in resources:
-        if resource["apiVersion"].startswith("traefik.io/"):
-            continue
+        if resource["apiVersion"].startswith(CRD_GROUPS):
+            continue  # CRDs: validated against their own schemas (Traefik here, monitoring in test_monitoring.py)
         try:
             kubernetes_validate.validate(resource, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -139,11 +146,8 @@ def test_traefik_resources_match_their_schema(resources: list[Resource]) -> None
     assert {r["kind"] for r in traefik} == {"IngressRoute", "Middleware"}
     for resource in traefik:
         assert resource["apiVersion"] == "traefik.io/v1alpha1", "traefik.containo.us is Traefik v2's group, gone in v3"
-        try:
-            jsonschema.validate(resource, TRAEFIK_SCHEMAS[resource["kind"]])
-        except jsonschema.ValidationError as exc:
-            where = ".".join(str(p) for p in exc.path)
-            pytest.fail(f"{resource['kind']}/{resource['metadata']['name']}: {where}: {exc.message}")
+        problem = support.schema_violation(resource, TRAEFIK_SCHEMAS[resource["kind"]])
+        assert problem is None, problem
 
 
 def test_the_traefik_schema_rejects_what_traefik_rejects() -> None:
@@ -198,7 +202,9 @@ def test_server_runs_one_uvicorn_process_behind_the_proxy(resources: list[Resour
     assert args.command == "serve"
     assert args.workers == 1, "one process per pod: scale with replicas (each worker would hold its own caches)"
     assert args.host == "0.0.0.0"
-    assert args.forwarded_allow_ips == "*", "trust X-Forwarded-* from the ingress controller, whose pod IP varies"
+    assert args.forwarded_allow_ips is None, "set in the ConfigMap (WXTILES_FORWARDED_ALLOW_IPS), one place for overlays"
+    trusted = [part.strip() for part in config_map(resources)["data"]["WXTILES_FORWARDED_ALLOW_IPS"].split(",")]
+    assert "*" in trusted, "trust X-Forwarded-* from the ingress controller, whose pod IP varies"
     ports = {p["name"]: p["containerPort"] for p in server(resources).main["ports"]}
     assert ports == {"http": args.port}
 
@@ -270,6 +276,7 @@ def test_the_server_memory_limit_covers_the_configured_caches(resources: list[Re
         + int(data["CPL_VSIL_CURL_CACHE_SIZE"]) / 1e6
         + idle_handles_mb
         + process_mb
+        + LOOP_MB_PER_MEGAPIXEL * float(data["WXTILES_RENDER_BUDGET_MP"])
     )
     limits = server(resources).main["resources"]["limits"]
     assert budget_mb * 2**20 <= 0.9 * quantity(limits["memory"]), f"caches need ~{budget_mb:.0f} MB, limit {limits['memory']}"
@@ -426,7 +433,6 @@ def test_the_prefix_is_stripped_and_reaches_the_app_as_a_header(resources: list[
     assert strip_prefixes(resources) == [PREFIX]
     args = serve_args(resources)
     assert args.root_path == "", "the prefix comes from X-Forwarded-Prefix; --root-path too would double it"
-    assert args.forwarded_allow_ips == "*"
     route = one(resources, "IngressRoute", "wxtiles")
     (rule,) = route["spec"]["routes"]
     (host,) = support.traefik_rule_hosts(rule["match"])
@@ -459,6 +465,7 @@ def test_compression_skips_png(resources: list[Resource]) -> None:
 def test_rate_limit_and_security_headers(resources: list[Resource]) -> None:
     (limit,) = [m["spec"]["rateLimit"] for m in of_kind(resources, "Middleware") if "rateLimit" in m["spec"]]
     assert limit["average"] >= 20 and limit["burst"] >= limit["average"], "a map view asks for dozens of tiles at once"
+    check_rate_limit_key(limit, config_map(resources)["data"]["WXTILES_FORWARDED_ALLOW_IPS"])
     (headers,) = [m["spec"]["headers"] for m in of_kind(resources, "Middleware") if "headers" in m["spec"]]
     assert headers["contentTypeNosniff"] is True
     assert headers.get("frameDeny") or "frame-ancestors" in headers.get("contentSecurityPolicy", "")
@@ -466,6 +473,41 @@ def test_rate_limit_and_security_headers(resources: list[Resource]) -> None:
     # CORS stays with the app (WXTILES_CORS_ORIGINS): two sources of truth would disagree.
     assert not [k for k in headers if k.startswith("accessControl")]
     assert "Cross-Origin-Resource-Policy" not in headers.get("customResponseHeaders", {}), "tiles are used cross-origin"
+
+
+def check_rate_limit_key(limit: dict[str, Any], trusted: str) -> None:
+    """The limit is keyed on the client address the app logs: the rightmost X-Forwarded-For
+    address not a known proxy. Traefik's ipStrategy.excludedIPs is that rule (depth is not:
+    it counts hops, so one more proxy in front shifts it onto a proxy or a forged entry;
+    requestHeaderName trusts whatever header the client sends)."""
+    criterion = limit.get("sourceCriterion", {})
+    assert set(criterion) == {"ipStrategy"}, f"key the limit on the client address, not {criterion}"
+    strategy = criterion["ipStrategy"]
+    assert not strategy.get("depth"), "excludedIPs (the app's rule), not depth"
+    networks = [ipaddress.ip_network(n.strip(), strict=False) for n in trusted.split(",") if n.strip() not in ("", "*")]
+    for excluded in strategy.get("excludedIPs", []):
+        network = ipaddress.ip_network(excluded, strict=False)
+        assert any(network.subnet_of(n) for n in networks if n.version == network.version), (
+            f"excludedIPs {excluded} is a proxy to Traefik but not to the app: add it to WXTILES_FORWARDED_ALLOW_IPS"
+        )
+    for network in networks:
+        assert str(network) in {str(ipaddress.ip_network(e, strict=False)) for e in strategy.get("excludedIPs", [])}, (
+            f"WXTILES_FORWARDED_ALLOW_IPS names {network}, the rate limit's excludedIPs does not: they would key on different clients"
+        )
+
+
+def test_the_rate_limit_key_check_catches_disagreement() -> None:
+    agreeing = {"average": 100, "burst": 200, "sourceCriterion": {"ipStrategy": {"excludedIPs": ["198.51.100.0/24"]}}}
+    check_rate_limit_key(agreeing, "*,198.51.100.0/24")
+    for limit, trusted in (
+        (agreeing, "*"),  # Traefik skips the CDN, the app logs it
+        ({**agreeing, "sourceCriterion": {"ipStrategy": {}}}, "*,198.51.100.0/24"),  # the app skips it, Traefik keys on it
+        ({**agreeing, "sourceCriterion": {"ipStrategy": {"depth": 1}}}, "*"),
+        ({**agreeing, "sourceCriterion": {"requestHeaderName": "X-Real-Ip"}}, "*"),
+        ({"average": 100, "burst": 200}, "*"),
+    ):
+        with pytest.raises(AssertionError):
+            check_rate_limit_key(limit, trusted)
 
 
 # --- Overlays ----------------------------------------------------------------------

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.k8s.support import crd_resource_schema
+
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _INT_OR_STRING = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
 _NAME_REF = {
@@ -28,27 +30,7 @@ _IP_STRATEGY = {
 
 
 def _resource(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "traefik.io/v1alpha1"},
-            "kind": {"const": kind},
-            "metadata": {
-                "type": "object",
-                "required": ["name"],
-                "properties": {
-                    "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
-                    "namespace": {"type": "string"},
-                    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-                },
-            },
-            "spec": spec,
-        },
-    }
+    return crd_resource_schema("traefik.io/v1alpha1", kind, spec)
 
 
 _SERVICE = {

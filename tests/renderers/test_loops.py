@@ -342,3 +342,49 @@ def test_loop_route_over_http(tmp_path, live_server_for) -> None:  # noqa: ANN00
     assert again.status_code == 304
     too_big = httpx.get(url, params={"bbox": "-110,35,-90,47", "width": 1600, "frames": 48, "nowcast": 120})
     assert too_big.status_code == 400 and "megapixels" in too_big.json()["error"]
+
+
+@pytest.mark.parametrize("fmt", ["webp", "gif", "png"])
+def test_frames_are_encoded_as_they_are_drawn(fmt: str) -> None:
+    """No encoder holds the RGB frames: WebP takes each as it comes, GIF and APNG keep
+    a byte a pixel (palette indices) and let the RGB frame go. Colours stay exact."""
+    import gc
+    import weakref
+
+    count, size = 12, (96, 64)
+    colours = [(38, 40, 44), (0, 200, 0), (255, 255, 0), (200, 0, 0)]
+    alive: list[weakref.ref[Image.Image]] = []
+    most_alive = 0
+
+    def draw(index: int) -> Image.Image:
+        nonlocal most_alive
+        gc.collect()
+        most_alive = max(most_alive, sum(ref() is not None for ref in alive))
+        image = Image.new("RGB", size, colours[0])
+        image.paste(colours[1 + index % 3], (index * 8, 0, index * 8 + 8, size[1]))
+        alive.append(weakref.ref(image))
+        return image
+
+    body = loops.encode_loop((draw(index) for index in range(count)), [100] * count, fmt)
+    decoded, durations, _ = decode(body)
+    assert len(decoded) == count and durations == [100] * count
+    for index, frame in enumerate(decoded):
+        assert tuple(frame[0, index * 8 + 2]) == colours[1 + index % 3] and tuple(frame[0, -1 if index < 11 else 0]) == colours[0]
+    # While a frame is drawn, one other may still be held: WebP's first (for the
+    # writer's seek back to it), or the frame GIF and APNG have just indexed.
+    assert most_alive <= 1, most_alive
+
+
+def test_colours_beyond_one_palette_stay_exact_where_they_can() -> None:
+    """More than 256 colours over the loop: each frame keeps its own exact palette (GIF),
+    or APNG keeps the RGB frames."""
+    frames = []
+    for index in range(2):
+        array = np.zeros((16, 16, 3), np.uint8)
+        array[..., 0] = np.arange(256, dtype=np.uint8).reshape(16, 16)
+        array[..., 1] = index * 100
+        frames.append(Image.fromarray(array, "RGB"))
+    for fmt in ("gif", "png"):
+        decoded, _, _ = decode(loops.encode_loop(iter(frames), [100, 100], fmt))
+        for frame, original in zip(decoded, frames):
+            assert np.array_equal(frame, np.asarray(original)), fmt

@@ -46,6 +46,7 @@ def test_metrics_count_requests_cache_and_frames(tmp_path: Path, live_server_for
 
 def test_json_request_logs_from_wxtiles_serve(tmp_path: Path) -> None:
     port = free_port()
+    (tmp_path / "store").mkdir()
     env = {**os.environ, "WXTILES_STORE": str(tmp_path / "store")}
     process = subprocess.Popen(
         [sys.executable, "-m", "tileserver.cli", "serve", "--port", str(port)], env=env,
