@@ -10,6 +10,7 @@ import {
 import { RadarFrames, layerBounds, tileTemplate } from './radar.js';
 import { renderLegend } from './legend.js';
 import { outlinesLayer } from './outlines.js';
+import { PointChart } from './chart.js';
 
 const DEFAULTS = {
   basemap: 'osm',
@@ -64,6 +65,7 @@ const ui = {
   speed: $('speed'),
   live: $('live'),
   status: $('status'),
+  chartPanel: $('chart-panel'),
 };
 
 const state = {
@@ -93,6 +95,8 @@ let map;
 let radar;
 let basemapLayer = null;
 let outlines = null;
+let chart = null; // the point forecast panel
+let chartMarker = null;
 
 // ---------- small helpers ----------
 
@@ -433,6 +437,7 @@ async function refreshLayers(request = null) {
     return true;
   }
   mergeFrames(layer);
+  if (chart) chart.layersChanged();
   return true;
 }
 
@@ -549,6 +554,7 @@ function writePermalink() {
     lon: center.lng,
     opacity: state.opacity,
     basemap: state.basemapId !== state.config.basemap ? state.basemapId : null,
+    point: chart && chart.point,
   });
   if (hash !== location.hash) history.replaceState(history.state, '', hash);
   state.permalink = hash;
@@ -569,6 +575,8 @@ function applyPermalink(link, { initial = false } = {}) {
     setPlaying(false);
     selectLayer(state.layer.id, { time: link.time });
   }
+  if (link.point) openChart(link.point.lat, link.point.lon, { focus: false });
+  else if (!initial && chart) chart.close();
 }
 
 // ---------- opacity, time zone ----------
@@ -589,6 +597,7 @@ function setUtc(on) {
   ui.utc.title = on ? 'Times are in UTC: press for local time' : 'Times are in local time: press for UTC';
   try { localStorage.setItem('wxtiles.utc', on ? '1' : '0'); } catch (_) { /* private mode */ }
   updateTimeUI();
+  if (chart) chart.redraw();
 }
 
 // ---------- point values ----------
@@ -641,6 +650,26 @@ async function showPoint(latlng) {
     cls = 'value none';
   }
   if (token === state.pointToken) popup.setContent(popupContent([[title, 'title'], [text, cls], [when, 'time']]));
+}
+
+// ---------- the point forecast chart ----------
+
+function openChart(lat, lon, options = {}) {
+  if (chart) chart.open(Math.round(lat * 1e5) / 1e5, Math.round(lon * 1e5) / 1e5, options);
+}
+
+/** The panel opened, moved or closed: mark its point on the map, and in the link. */
+function chartMoved(point) {
+  if (chartMarker) chartMarker.remove();
+  chartMarker = null;
+  if (point) {
+    chartMarker = L.circleMarker([point.lat, point.lon], {
+      radius: 7, color: '#1f2933', weight: 2, fillColor: '#fff', fillOpacity: 0.9, interactive: false,
+    }).addTo(map);
+  } else if (ui.chartPanel.contains(document.activeElement) || document.activeElement === document.body) {
+    ui.map.focus({ preventScroll: true }); // closed from inside the panel: the keyboard goes back to the map
+  }
+  schedulePermalink();
 }
 
 // ---------- copying ----------
@@ -704,6 +733,10 @@ function onKey(event) {
       setPlaying(false);
       goTo(liveIndex(state.frames), { live: true });
       break;
+    case 'Escape':
+      if (!chart || !chart.isOpen) return;
+      chart.close();
+      break;
     default:
       handled = false;
   }
@@ -753,7 +786,18 @@ function wire() {
     applyPermalink(parsePermalink(location.hash));
     state.permalink = location.hash;
   });
-  map.on('click', (e) => showPoint(e.latlng));
+  map.on('click', (e) => {
+    showPoint(e.latlng);
+    const ll = e.latlng.wrap();
+    openChart(ll.lat, ll.lng);
+  });
+  ui.map.addEventListener('keydown', (event) => {
+    // The keyboard's click: Enter on the focused map opens the chart at its centre.
+    if (event.key !== 'Enter' || event.target !== ui.map) return;
+    event.preventDefault();
+    const ll = map.getCenter().wrap();
+    openChart(ll.lat, ll.lng);
+  });
   map.on('moveend', schedulePermalink);
   map.on('zoomstart movestart', () => requestPump(150)); // frames ahead reload for the new view
 }
@@ -808,6 +852,14 @@ async function start() {
   outlinePane.style.zIndex = '350'; // outlines over the radar, under popups
   outlinePane.style.pointerEvents = 'none';
   radar = new RadarFrames(map, 'radar', () => requestPump());
+  chart = new PointChart({
+    root: ui.chartPanel,
+    fetchJSON,
+    layers: () => [...state.layers.values()],
+    utc: () => state.utc,
+    historyMinutes: () => state.config.history_minutes,
+    onChange: chartMoved,
+  });
 
   ui.basemap.replaceChildren(...state.config.basemaps.map((b) => new Option(b.title || b.id, b.id)));
   let utc = false;

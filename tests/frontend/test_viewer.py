@@ -59,6 +59,12 @@ NOWCAST = [iso(T0 + minutes(15 + 5 * k)) for k in range(1, HORIZON_MIN // 5 + 1)
 LOOP = OBSERVED + NOWCAST
 RUN = T0 - timedelta(hours=3)
 MODEL = [iso(RUN + timedelta(hours=lead)) for lead in (2, 3)]
+# The model layers the point chart draws: two HRRR runs an hour apart (temperature and wind), one GFS run.
+HRRR_RUNS = [RUN - timedelta(hours=1), RUN]
+HRRR_LEADS = (0, 1, 2, 3)
+GFS_RUN = RUN - timedelta(hours=6)
+GFS_LEADS = (3, 6, 9, 12)
+HRRR_SHAPE = (260, 600)  # 3 km cells: wide enough to reach the echoes of the synthetic radar over Illinois
 TILE = re.compile(r"/tiles/([^/]+)/([^/]+)/(\d+)/(\d+)/(\d+)(@2x)?\.png$")
 
 
@@ -79,6 +85,7 @@ def start_server(folder: Path) -> LiveServer:
 class Site:
     url: str
     storm: tuple[float, float]  # lat, lon of the strongest echo of the latest frame
+    chart_point: tuple[float, float]  # lat, lon of an echo inside the HRRR and GFS grids
 
 
 def build_store(folder: Path) -> None:
@@ -90,10 +97,27 @@ def build_store(folder: Path) -> None:
         path = folder / f"hrrr.t{RUN:%H}z.wrfsfcf{lead:02d}.grib2"
         samples.write_hrrr_grib2(path, RUN, timedelta(hours=lead), shape=(200, 300))
         ingest_file(store, path, LAYERS["temperature-2m"])
+    for seed, run in enumerate(HRRR_RUNS):
+        for lead in HRRR_LEADS:
+            path = folder / f"hrrr.{run:%Y%m%d}.t{run:%H}z.wrfsfcf{lead:02d}.grib2"
+            samples.write_hrrr_grib2(path, run, timedelta(hours=lead), shape=HRRR_SHAPE, seed=seed)
+            for layer in ("hrrr-temperature-2m", "hrrr-wind-speed-10m"):
+                ingest_file(store, path, LAYERS[layer])
+    for lead in GFS_LEADS:
+        path = folder / f"gfs.t{GFS_RUN:%H}z.pgrb2.1p00.f{lead:03d}"
+        samples.write_gfs_grib2(path, GFS_RUN, timedelta(hours=lead), shape=(181, 360))
+        for layer in ("gfs-temperature-2m", "gfs-wind-speed-10m"):
+            ingest_file(store, path, LAYERS[layer])
     latest = frames[-1][1]
     row, col = np.unravel_index(np.argmax(latest), latest.shape)
     storm = (55.0 - (row + 0.5) * RES, -130.0 + (col + 0.5) * RES)
     (folder / "storm.json").write_text(json.dumps(storm))
+    # The point chart's point: the strongest echo inside the HRRR grid (36-41 N, 97-82 W).
+    top, left = round((55.0 - 41.0) / RES), round((-97.0 + 130.0) / RES)
+    window = latest[top : round((55.0 - 36.0) / RES), left : round((-82.0 + 130.0) / RES)]
+    row, col = np.unravel_index(np.argmax(window), window.shape)
+    point = (55.0 - (top + row + 0.5) * RES, -130.0 + (left + col + 0.5) * RES)
+    (folder / "chart-point.json").write_text(json.dumps(point))
 
 
 def shared_folder(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
@@ -118,8 +142,9 @@ def shared_folder(factory: pytest.TempPathFactory, name: str, build: Callable[[P
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = shared_folder(tmp_path_factory, "viewer-store", build_store)
     lat, lon = json.loads((folder / "storm.json").read_text())
+    chart_lat, chart_lon = json.loads((folder / "chart-point.json").read_text())
     with start_server(folder) as live:
-        yield Site(live.url, (lat, lon))
+        yield Site(live.url, (lat, lon), (chart_lat, chart_lon))
 
 
 @pytest.fixture(scope="module")
