@@ -789,7 +789,7 @@ function wire() {
   map.on('click', (e) => {
     showPoint(e.latlng);
     const ll = e.latlng.wrap();
-    openChart(ll.lat, ll.lng);
+    openChart(ll.lat, ll.lng, { focus: false }); // the pointer stays on the map; Enter moves the focus in
   });
   ui.map.addEventListener('keydown', (event) => {
     // The keyboard's click: Enter on the focused map opens the chart at its centre.
@@ -860,6 +860,7 @@ async function start() {
     historyMinutes: () => state.config.history_minutes,
     onChange: chartMoved,
   });
+  window.wxtilesChart = chart; // for end-to-end tests and the console
 
   ui.basemap.replaceChildren(...state.config.basemaps.map((b) => new Option(b.title || b.id, b.id)));
   let utc = false;

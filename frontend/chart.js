@@ -278,7 +278,6 @@ export class PointChart {
     const figure = el('figure', { className: 'chart' });
     const caption = el('figcaption', { textContent: units ? `${group.title} (${units})` : group.title });
     figure.append(caption);
-    figure.setAttribute('aria-label', `${group.title}: ${series.slice(1).map((s) => s.label).join(', ')}`);
     this.body.append(figure);
     const chart = new uPlot({
       width: this.chartWidth(),
