@@ -95,6 +95,7 @@ export class PointChart {
     this.point = null;
     this.runs = new Map(); // run group key -> the run picked (absent: the newest)
     this.entries = []; // {layer, answer} of what is charted
+    this.groups = []; // the charts' groups of layers (chartGroups), covering the point
     this.charts = [];
     this.token = 0;
     this.signature = '';
@@ -139,6 +140,7 @@ export class PointChart {
     this.root.hidden = true;
     this.destroyCharts();
     this.entries = [];
+    this.groups = [];
     this.onChange(null);
   }
 
@@ -169,13 +171,12 @@ export class PointChart {
       this.finish(token, [], [], groups.length ? 'No layer covers this point.' : 'The server has no frames yet.');
       return;
     }
-    let uPlot;
     const requests = inside.flatMap((g) => g.layers.map((layer) => this.fetchSeries(layer, lat, lon).then(
       (answer) => ({ layer, answer }),
       (error) => ({ layer, error }),
     )));
     try {
-      uPlot = await loadUplot();
+      await loadUplot(); // the charts draw with the global uPlot
     } catch (err) {
       this.finish(token, [], [], `Could not show the chart: ${err.message}.`);
       return;
@@ -191,7 +192,7 @@ export class PointChart {
         ? `Could not load the forecast. ${message}`
         : `This point is outside every layer\u2019s coverage. ${message}`;
     }
-    this.finish(token, inside, charted, message.trim(), uPlot);
+    this.finish(token, inside, charted, message.trim());
   }
 
   fetchSeries(layer, lat, lon) {
@@ -206,17 +207,21 @@ export class PointChart {
     return this.fetchJSON(`api/layers/${encodeURIComponent(layer.id)}/series?${params}`);
   }
 
-  finish(token, groups, charted, message, uPlot = null) {
+  finish(token, groups, charted, message) {
     if (token !== this.token) return;
     this.root.removeAttribute('aria-busy');
     this.setStatus(message);
     this.entries = charted;
+    this.groups = groups;
     this.download.disabled = charted.length === 0;
+    this.drawCharts();
+  }
+
+  drawCharts() {
     this.destroyCharts();
-    if (!uPlot) return;
-    for (const group of groups) {
-      const entries = charted.filter((e) => group.layers.includes(e.layer));
-      if (entries.length) this.drawChart(uPlot, group, entries);
+    for (const group of this.groups) {
+      const entries = this.entries.filter((e) => group.layers.includes(e.layer));
+      if (entries.length) this.drawChart(window.uPlot, group, entries);
     }
   }
 
@@ -313,9 +318,11 @@ export class PointChart {
     this.body.replaceChildren();
   }
 
-  /** Redraw with the current time zone setting (the data stays). */
+  /** Redraw with the current time zone setting: the same data, other labels. */
   redraw() {
-    if (this.point) this.load();
+    if (!this.point || this.root.hasAttribute('aria-busy')) return; // a load in flight draws with it
+    this.fillRuns(runGroups(this.groups));
+    this.drawCharts();
   }
 
   downloadCsv() {
