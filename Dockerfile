@@ -76,14 +76,16 @@ COPY tileserver/ /app/tileserver/
 COPY renderers/ /app/renderers/
 COPY colormaps/ /app/colormaps/
 COPY ingest/ /app/ingest/
-# frontend/ without node_modules (.dockerignore), then only Leaflet's dist/ and its licence.
+# frontend/ without node_modules (.dockerignore), then only Leaflet's and uPlot's dist/ and licences.
 COPY frontend/ /app/frontend/
 COPY --from=frontend /src/frontend/node_modules/leaflet/dist/ /app/frontend/node_modules/leaflet/dist/
 COPY --from=frontend /src/frontend/node_modules/leaflet/LICENSE /app/frontend/node_modules/leaflet/LICENSE
+COPY --from=frontend /src/frontend/node_modules/uplot/dist/ /app/frontend/node_modules/uplot/dist/
+COPY --from=frontend /src/frontend/node_modules/uplot/LICENSE /app/frontend/node_modules/uplot/LICENSE
 # Byte-compile now: the root filesystem is read-only at run time.
 RUN python -m compileall -q /app \
  && wxtiles --help > /dev/null \
- && python -c "import tileserver.app as a; assert (a.FRONTEND / 'node_modules/leaflet/dist/leaflet.js').is_file(), a.FRONTEND"
+ && python -c "import tileserver.app as a; assert all((a.FRONTEND / 'node_modules' / f).is_file() for f in ('leaflet/dist/leaflet.js', 'uplot/dist/uPlot.iife.min.js')), a.FRONTEND"
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

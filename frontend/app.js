@@ -10,6 +10,7 @@ import {
 import { RadarFrames, layerBounds, tileTemplate } from './radar.js';
 import { renderLegend } from './legend.js';
 import { outlinesLayer } from './outlines.js';
+import { PointChart } from './chart.js';
 
 const DEFAULTS = {
   basemap: 'osm',
@@ -65,6 +66,7 @@ const ui = {
   speed: $('speed'),
   live: $('live'),
   status: $('status'),
+  chartPanel: $('chart-panel'),
 };
 
 const state = {
@@ -96,6 +98,8 @@ let map;
 let radar;
 let basemapLayer = null;
 let outlines = null;
+let chart = null; // the point forecast panel
+let chartMarker = null;
 
 // ---------- small helpers ----------
 
@@ -467,6 +471,7 @@ async function refreshLayers(request = null) {
   }
   mergeFrames(layer);
   refreshVerification();
+  if (chart) chart.layersChanged();
   return true;
 }
 
@@ -598,6 +603,7 @@ function writePermalink() {
     lon: center.lng,
     opacity: state.opacity,
     basemap: state.basemapId !== state.config.basemap ? state.basemapId : null,
+    point: chart && chart.point,
   });
   if (hash !== location.hash) history.replaceState(history.state, '', hash);
   state.permalink = hash;
@@ -618,6 +624,8 @@ function applyPermalink(link, { initial = false } = {}) {
     setPlaying(false);
     selectLayer(state.layer.id, { time: link.time });
   }
+  if (link.point) openChart(link.point.lat, link.point.lon, { focus: false });
+  else if (!initial && chart) chart.close();
 }
 
 // ---------- opacity, time zone ----------
@@ -638,6 +646,7 @@ function setUtc(on) {
   ui.utc.title = on ? 'Times are in UTC: press for local time' : 'Times are in local time: press for UTC';
   try { localStorage.setItem('wxtiles.utc', on ? '1' : '0'); } catch (_) { /* private mode */ }
   updateTimeUI();
+  if (chart) chart.redraw();
 }
 
 // ---------- point values ----------
@@ -690,6 +699,26 @@ async function showPoint(latlng) {
     cls = 'value none';
   }
   if (token === state.pointToken) popup.setContent(popupContent([[title, 'title'], [text, cls], [when, 'time']]));
+}
+
+// ---------- the point forecast chart ----------
+
+function openChart(lat, lon, options = {}) {
+  if (chart) chart.open(Math.round(lat * 1e5) / 1e5, Math.round(lon * 1e5) / 1e5, options);
+}
+
+/** The panel opened, moved or closed: mark its point on the map, and in the link. */
+function chartMoved(point) {
+  if (chartMarker) chartMarker.remove();
+  chartMarker = null;
+  if (point) {
+    chartMarker = L.circleMarker([point.lat, point.lon], {
+      radius: 7, color: '#1f2933', weight: 2, fillColor: '#fff', fillOpacity: 0.9, interactive: false,
+    }).addTo(map);
+  } else if (ui.chartPanel.contains(document.activeElement) || document.activeElement === document.body) {
+    ui.map.focus({ preventScroll: true }); // closed from inside the panel: the keyboard goes back to the map
+  }
+  schedulePermalink();
 }
 
 // ---------- copying ----------
@@ -753,6 +782,10 @@ function onKey(event) {
       setPlaying(false);
       goTo(liveIndex(state.frames), { live: true });
       break;
+    case 'Escape':
+      if (!chart || !chart.isOpen) return;
+      chart.close();
+      break;
     default:
       handled = false;
   }
@@ -802,7 +835,18 @@ function wire() {
     applyPermalink(parsePermalink(location.hash));
     state.permalink = location.hash;
   });
-  map.on('click', (e) => showPoint(e.latlng));
+  map.on('click', (e) => {
+    showPoint(e.latlng);
+    const ll = e.latlng.wrap();
+    openChart(ll.lat, ll.lng, { focus: false }); // the pointer stays on the map; Enter moves the focus in
+  });
+  ui.map.addEventListener('keydown', (event) => {
+    // The keyboard's click: Enter on the focused map opens the chart at its centre.
+    if (event.key !== 'Enter' || event.target !== ui.map) return;
+    event.preventDefault();
+    const ll = map.getCenter().wrap();
+    openChart(ll.lat, ll.lng);
+  });
   map.on('moveend', schedulePermalink);
   map.on('zoomstart movestart', () => requestPump(150)); // frames ahead reload for the new view
 }
@@ -861,6 +905,15 @@ async function start() {
   outlinePane.style.zIndex = '350'; // outlines over the radar, under popups
   outlinePane.style.pointerEvents = 'none';
   radar = new RadarFrames(map, 'radar', () => requestPump());
+  chart = new PointChart({
+    root: ui.chartPanel,
+    fetchJSON,
+    layers: () => [...state.layers.values()],
+    utc: () => state.utc,
+    historyMinutes: () => state.config.history_minutes,
+    onChange: chartMoved,
+  });
+  window.wxtilesChart = chart; // for end-to-end tests and the console
 
   ui.basemap.replaceChildren(...state.config.basemaps.map((b) => new Option(b.title || b.id, b.id)));
   let utc = false;

@@ -133,7 +133,8 @@ export function formatValue(value, units) {
 }
 
 // ---------- permalink ----------
-// #layer=reflectivity&time=live&z=6&lat=43.00000&lon=-100.00000&opacity=75[&basemap=none]
+// #layer=reflectivity&time=live&z=6&lat=43.00000&lon=-100.00000&opacity=75[&basemap=none][&pt=41.25000,-93.50000]
+// (`pt`: the point of the open forecast chart, lat,lon)
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
@@ -155,10 +156,14 @@ export function parsePermalink(hash) {
   if (params.has('opacity') && Number.isFinite(opacity) && opacity >= 0 && opacity <= 100) out.opacity = opacity / 100;
   const basemap = params.get('basemap');
   if (basemap && /^[A-Za-z0-9._-]{1,64}$/.test(basemap)) out.basemap = basemap;
+  const pt = (params.get('pt') || '').split(',').map((v) => (v.trim() === '' ? NaN : Number(v)));
+  if (pt.length === 2 && pt.every(Number.isFinite) && Math.abs(pt[0]) <= 90 && Math.abs(pt[1]) <= 180) {
+    out.point = { lat: pt[0], lon: pt[1] };
+  }
   return out;
 }
 
-export function buildPermalink({ layer, time, zoom, lat, lon, opacity, basemap }) {
+export function buildPermalink({ layer, time, zoom, lat, lon, opacity, basemap, point = null }) {
   const params = new URLSearchParams();
   if (layer) params.set('layer', layer);
   if (time) params.set('time', time);
@@ -167,7 +172,8 @@ export function buildPermalink({ layer, time, zoom, lat, lon, opacity, basemap }
   params.set('lon', lon.toFixed(5));
   params.set('opacity', String(Math.round(opacity * 100)));
   if (basemap) params.set('basemap', basemap);
-  return `#${params.toString().replace(/%3A/g, ':')}`;
+  if (point) params.set('pt', `${point.lat.toFixed(5)},${point.lon.toFixed(5)}`);
+  return `#${params.toString().replace(/%3A/g, ':').replace(/%2C/g, ',')}`;
 }
 
 // ---------- live verification ----------

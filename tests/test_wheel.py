@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MRMS_FILE = ROOT.parent / "shared" / "data" / "mrms-20190610" / "PrecipRate_00.00_20190610-011000.grib2"
 PACKAGES = ("tileserver", "renderers", "ingest", "colormaps")
 LEAFLET = ("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.css", "vendor/leaflet/images/marker-icon.png")
+UPLOT = ("vendor/uplot/uPlot.iife.min.js", "vendor/uplot/uPlot.min.css")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,9 @@ def test_the_wheel_holds_the_viewer_and_leaflet(wheel: Path) -> None:
     for asset in ("leaflet.js", "leaflet.css", "images/marker-icon.png"):
         assert f"{viewer}node_modules/leaflet/dist/{asset}" in names, asset
     assert f"{viewer}node_modules/leaflet/LICENSE" in names
+    for asset in ("uPlot.iife.min.js", "uPlot.min.css"):  # the point forecast chart
+        assert f"{viewer}node_modules/uplot/dist/{asset}" in names, asset
+    assert f"{viewer}node_modules/uplot/LICENSE" in names
     assert not [n for n in names if "/tools/" in n or n.endswith(("package.json", "package-lock.json"))], "build-time files only"
 
 
@@ -140,7 +144,7 @@ def test_the_installed_server_serves_the_viewer_leaflet_and_tiles(served: str, i
     parser = PageAssets()
     parser.feed(page.text)
     assert set(LEAFLET[:2]) <= set(parser.urls), parser.urls
-    for relative in {*parser.urls, *LEAFLET}:
+    for relative in {*parser.urls, *LEAFLET, *UPLOT}:
         response = httpx.get(f"{served}/{relative}")
         assert response.status_code == 200 and response.content, relative
     site = next(installed.glob("lib/python*/site-packages"))

@@ -364,11 +364,14 @@ def _frontend_routes() -> list[Route | Mount]:
     for path in sorted(FRONTEND.glob("*")) if FRONTEND.is_dir() else []:
         if path.is_file() and path.suffix in FRONTEND_TYPES and path.name not in ("package.json", "package-lock.json"):
             routes.append(Route(f"/{path.name}", (lambda p: lambda request: FileResponse(p))(path), methods=["GET", "HEAD"], name=f"frontend:{path.name}"))
-    leaflet = FRONTEND / "node_modules" / "leaflet" / "dist"
-    if leaflet.is_dir():  # installed by `npm ci --prefix frontend` (make setup)
-        routes.append(Mount("/vendor/leaflet", StaticFiles(directory=leaflet), name="leaflet"))
-    else:
-        log.warning("%s is missing: run `make setup` (npm ci); the viewer will not load its map", leaflet)
+    # The viewer's npm libraries (Leaflet for the map, uPlot for the point chart), installed by
+    # `npm ci --prefix frontend` (make setup): only their dist/ folders are served.
+    for package, needed_for in (("leaflet", "its map"), ("uplot", "its point forecast chart")):
+        dist = FRONTEND / "node_modules" / package / "dist"
+        if dist.is_dir():
+            routes.append(Mount(f"/vendor/{package}", StaticFiles(directory=dist), name=package))
+        else:
+            log.warning("frontend/node_modules/%s is missing: run `make setup`; the viewer will not load %s", package, needed_for)
     return routes
 
 

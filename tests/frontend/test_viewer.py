@@ -10,6 +10,7 @@ outlines, and the page must log no errors of its own.
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import os
@@ -43,6 +44,7 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 README_SCREENSHOT = ROOT / "docs" / "viewer.png"
+README_CHART = ROOT / "docs" / "chart.png"
 BASEMAP_HOST = "tile.openstreetmap.org"
 
 RES = 0.1  # degrees: a coarse MRMS-like grid over the MRMS CONUS domain
@@ -60,6 +62,12 @@ NOWCAST = [iso(T0 + minutes(15 + 5 * k)) for k in range(1, HORIZON_MIN // 5 + 1)
 LOOP = OBSERVED + NOWCAST
 RUN = T0 - timedelta(hours=3)
 MODEL = [iso(RUN + timedelta(hours=lead)) for lead in (2, 3)]
+# The model layers the point chart draws: two HRRR runs an hour apart (temperature and wind), one GFS run.
+HRRR_RUNS = [RUN - timedelta(hours=1), RUN]
+HRRR_LEADS = (0, 1, 2, 3)
+GFS_RUN = RUN - timedelta(hours=6)
+GFS_LEADS = (3, 6, 9, 12)
+HRRR_SHAPE = (260, 600)  # 3 km cells: wide enough to reach the echoes of the synthetic radar over Illinois
 TILE = re.compile(r"/tiles/([^/]+)/([^/]+)/(\d+)/(\d+)/(\d+)(@2x)?\.png$")
 
 
@@ -80,6 +88,7 @@ def start_server(folder: Path) -> LiveServer:
 class Site:
     url: str
     storm: tuple[float, float]  # lat, lon of the strongest echo of the latest frame
+    chart_point: tuple[float, float]  # lat, lon of an echo inside the HRRR and GFS grids
 
 
 def build_store(folder: Path) -> None:
@@ -91,10 +100,27 @@ def build_store(folder: Path) -> None:
         path = folder / f"hrrr.t{RUN:%H}z.wrfsfcf{lead:02d}.grib2"
         samples.write_hrrr_grib2(path, RUN, timedelta(hours=lead), shape=(200, 300))
         ingest_file(store, path, LAYERS["temperature-2m"])
+    for seed, run in enumerate(HRRR_RUNS):
+        for lead in HRRR_LEADS:
+            path = folder / f"hrrr.{run:%Y%m%d}.t{run:%H}z.wrfsfcf{lead:02d}.grib2"
+            samples.write_hrrr_grib2(path, run, timedelta(hours=lead), shape=HRRR_SHAPE, seed=seed)
+            for layer in ("hrrr-temperature-2m", "hrrr-wind-speed-10m"):
+                ingest_file(store, path, LAYERS[layer])
+    for lead in GFS_LEADS:
+        path = folder / f"gfs.t{GFS_RUN:%H}z.pgrb2.1p00.f{lead:03d}"
+        samples.write_gfs_grib2(path, GFS_RUN, timedelta(hours=lead), shape=(181, 360))
+        for layer in ("gfs-temperature-2m", "gfs-wind-speed-10m"):
+            ingest_file(store, path, LAYERS[layer])
     latest = frames[-1][1]
     row, col = np.unravel_index(np.argmax(latest), latest.shape)
     storm = (55.0 - (row + 0.5) * RES, -130.0 + (col + 0.5) * RES)
     (folder / "storm.json").write_text(json.dumps(storm))
+    # The point chart's point: the strongest echo inside the HRRR grid (36-41 N, 97-82 W).
+    top, left = round((55.0 - 41.0) / RES), round((-97.0 + 130.0) / RES)
+    window = latest[top : round((55.0 - 36.0) / RES), left : round((-82.0 + 130.0) / RES)]
+    row, col = np.unravel_index(np.argmax(window), window.shape)
+    point = (55.0 - (top + row + 0.5) * RES, -130.0 + (left + col + 0.5) * RES)
+    (folder / "chart-point.json").write_text(json.dumps(point))
 
 
 def shared_folder(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
@@ -119,8 +145,9 @@ def shared_folder(factory: pytest.TempPathFactory, name: str, build: Callable[[P
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = shared_folder(tmp_path_factory, "viewer-store", build_store)
     lat, lon = json.loads((folder / "storm.json").read_text())
+    chart_lat, chart_lon = json.loads((folder / "chart-point.json").read_text())
     with start_server(folder) as live:
-        yield Site(live.url, (lat, lon))
+        yield Site(live.url, (lat, lon), (chart_lat, chart_lon))
 
 
 @pytest.fixture(scope="module")
@@ -731,6 +758,265 @@ def test_polls_ask_for_recent_frames_and_revalidate(browser: Browser, site: Site
         assert all(url.endswith("/api/layers?hours=2.1") for url, _, _ in polls), polls
         assert all(status == 304 and etag for _, status, etag in polls), polls
         assert viewer.page.locator("#frame-count").inner_text().startswith(f"{len(OBSERVED)}/")
+        viewer.assert_clean()
+    finally:
+        viewer.context.close()
+
+
+# --- the point forecast chart -------------------------------------------------
+
+# Each uPlot chart of the panel: its group, and per series its label, dash, run and the points it draws.
+CHARTS = """() => window.wxtilesChart.charts.map((u) => ({
+  group: u.root.dataset.group,
+  series: u.series.slice(1).map((s, i) => ({
+    label: s.label, dash: s.dash || null, ...u.wxSeries[i],
+    points: u.data[0].map((x, j) => [x, u.data[i + 1][j]]).filter(([, y]) => y !== null && y !== undefined),
+  })),
+}))"""
+
+
+def chart_view(site: Site, zoom: int = 6) -> str:
+    lat, lon = site.chart_point
+    return f"#layer=reflectivity&time=live&z={zoom}&lat={lat:.5f}&lon={lon:.5f}&opacity=75"
+
+
+def wait_for_charts(page: Page, count: int) -> list[dict]:
+    page.wait_for_function(
+        f"() => !document.getElementById('chart-panel').hasAttribute('aria-busy') && window.wxtilesChart.charts.length === {count}"
+    )
+    return page.evaluate(CHARTS)  # type: ignore[no-any-return]
+
+
+def drawn(answer: dict, kinds: tuple[str, ...]) -> list[list[float]]:
+    """The [unix seconds, value] points a series answer gives for some kinds of frame."""
+    return [[datetime.fromisoformat(v["time"].replace("Z", "+00:00")).timestamp(), v["value"]]
+            for v in answer["values"] if v["kind"] in kinds and v["value"] is not None]
+
+
+def click_map_centre(page: Page) -> None:
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def series_of(api: httpx.Client, layer: str, lat: float, lon: float, **params: str) -> dict:
+    response = api.get(f"/api/layers/{layer}/series", params={"lat": f"{lat:.5f}", "lon": f"{lon:.5f}", **params})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_chart_opens_on_click_with_each_series_of_the_point(browser: Browser, site: Site, api: httpx.Client) -> None:
+    viewer = open_viewer(browser, site.url, chart_view(site), timezone_id="America/Chicago", viewport={"width": 1280, "height": 1000})
+    try:
+        page = viewer.page
+        assert page.locator("#chart-panel").is_hidden()
+        with page.expect_response(lambda r: "/api/layers/gfs-wind-speed-10m/series?" in r.url) as asked:
+            click_map_centre(page)
+        lat, lon = (float(parse_qs(urlsplit(asked.value.url).query)[k][0]) for k in ("lat", "lon"))
+        charts = wait_for_charts(page, 3)
+        assert [c["group"] for c in charts] == ["reflectivity", "forecast-degC", "forecast-m/s"]
+        assert page.locator("#chart-status").is_hidden()
+        # Radar: the loop's two hours of observations, then the nowcast from the last one on, dashed.
+        radar = series_of(api, "reflectivity", lat, lon, start=iso(datetime.fromisoformat(LATEST[:-1]) - timedelta(minutes=120)))
+        observed, nowcast = charts[0]["series"]
+        assert (observed["label"], observed["kind"], observed["dash"]) == ("Observed", "observed", None)
+        assert (nowcast["label"], nowcast["kind"], nowcast["dash"]) == ("Nowcast", "nowcast", [6, 4])
+        assert observed["points"] == drawn(radar, ("observed",)) and len(observed["points"]) == len(OBSERVED)
+        assert nowcast["points"] == drawn(radar, ("observed",))[-1:] + drawn(radar, ("nowcast",))
+        assert len(nowcast["points"]) == 1 + len(NOWCAST)
+        # Models: each one's newest run, one series per model, the model and run in the legend.
+        for chart, variable in zip(charts[1:], ("temperature-2m", "wind-speed-10m"), strict=True):
+            assert [(s["layer"], s["kind"], s["run"]) for s in chart["series"]] == [
+                (f"hrrr-{variable}", "forecast", iso(HRRR_RUNS[-1])), (f"gfs-{variable}", "forecast", iso(GFS_RUN)),
+            ]
+            for s in chart["series"]:
+                answer = series_of(api, s["layer"], lat, lon)
+                assert s["points"] == drawn(answer, ("forecast",)) and len(s["points"]) == len(answer["values"])
+            assert [s["label"] for s in chart["series"]] == ["HRRR run Nov 27, 12:00 PM CST", "GFS run Nov 27, 6:00 AM CST"]
+        legend = page.locator("#chart-body .u-legend").first
+        assert legend.locator(".u-series").nth(2).inner_text().startswith("Nowcast")
+        # Hovering a point shows its time, local with UTC, and its value in the layer's units.
+        canvas = page.locator("#chart-body .u-over").first
+        box = canvas.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] - 1, box["y"] + box["height"] / 2)
+        values = legend.locator(".u-value").all_inner_texts()
+        assert values[0].replace("\u202f", " ") == "Nov 27, 3:45 PM CST (21:45 UTC)"
+        assert values[2].endswith(" dBZ") or values[2] == "No echo"
+        # The README's picture: the panel over the map, a point hovered (made when missing, or on request).
+        panel = page.locator("#chart-panel").bounding_box()
+        assert panel is not None
+        path = screenshot(page, "viewer-chart.png")
+        page.screenshot(path=str(path), clip={"x": 0, "y": 0, "width": 1000, "height": panel["y"] + panel["height"] + 10})
+        if not README_CHART.exists() or os.environ.get("WXTILES_UPDATE_DOCS") == "1":
+            shutil.copyfile(path, README_CHART)
+        # The run selectors say which runs exist, newest first.
+        hrrr = page.get_by_label("HRRR run", exact=True)
+        assert hrrr.locator("option").evaluate_all("(os) => os.map((o) => o.value)") == [iso(r) for r in reversed(HRRR_RUNS)]
+        assert hrrr.input_value() == iso(HRRR_RUNS[-1])
+        # The link holds the point, and the point is marked on the map.
+        page.wait_for_function("() => location.hash.includes('&pt=')")
+        pt = parse_qs(urlsplit(page.url).fragment)["pt"][0]
+        assert [float(v) for v in pt.split(",")] == pytest.approx([lat, lon], abs=1e-5)
+        assert page.locator(".leaflet-overlay-pane path.leaflet-interactive, .leaflet-overlay-pane path").count() >= 1
+        # The UTC toggle switches the chart's times too.
+        page.get_by_role("button", name="UTC").click()
+        page.wait_for_function("() => window.wxtilesChart.charts.length === 3 && window.wxtilesChart.charts[0].series[0].label === 'UTC'")
+        wait_for_charts(page, 3)
+        assert page.get_by_label("HRRR run", exact=True).locator("option").first.inner_text().replace("\u202f", " ") == "Nov 27, 6:00 PM UTC (newest)"
+        viewer.assert_clean()
+    finally:
+        viewer.context.close()
+
+
+def test_chart_run_selector_switches_the_model_runs(browser: Browser, site: Site, api: httpx.Client) -> None:
+    lat, lon = site.chart_point
+    viewer = open_viewer(browser, site.url, chart_view(site) + f"&pt={lat:.5f},{lon:.5f}")
+    try:
+        page = viewer.page
+        before = wait_for_charts(page, 3)
+        older = iso(HRRR_RUNS[0])
+        with page.expect_response(lambda r: "/api/layers/hrrr-temperature-2m/series?" in r.url and parse_qs(urlsplit(r.url).query).get("run") == [older]):
+            page.get_by_label("HRRR run", exact=True).select_option(older)
+        after = wait_for_charts(page, 3)
+        for chart_before, chart_after, variable in zip(before[1:], after[1:], ("temperature-2m", "wind-speed-10m"), strict=True):
+            hrrr = chart_after["series"][0]
+            assert hrrr["run"] == older and hrrr["label"] == "HRRR run Nov 27, 5:00 PM UTC"
+            assert hrrr["points"] == drawn(series_of(api, f"hrrr-{variable}", lat, lon, run=older), ("forecast",))
+            assert hrrr["points"] != chart_before["series"][0]["points"]
+            assert chart_after["series"][1] == chart_before["series"][1]  # GFS stays on its run
+        assert after[0] == before[0]
+        assert page.get_by_label("HRRR run", exact=True).input_value() == older
+        viewer.assert_clean()
+    finally:
+        viewer.context.close()
+
+
+def test_chart_csv_has_every_series_shown(browser: Browser, site: Site, api: httpx.Client, tmp_path: Path) -> None:
+    lat, lon = site.chart_point
+    viewer = open_viewer(browser, site.url, chart_view(site) + f"&pt={lat:.5f},{lon:.5f}", accept_downloads=True)
+    try:
+        page = viewer.page
+        charts = wait_for_charts(page, 3)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download CSV").click()
+        assert download.value.suggested_filename == f"wxtiles-point-{lat:.3f}_{lon:.3f}.csv"
+        target = tmp_path / "chart.csv"
+        download.value.save_as(target)
+        rows = list(csv.DictReader(target.open(newline="")))
+        layers = list(dict.fromkeys(s["layer"] for c in charts for s in c["series"]))
+        assert list(dict.fromkeys(r["layer"] for r in rows)) == layers
+        start = iso(datetime.fromisoformat(LATEST[:-1]) - timedelta(minutes=120))
+        for layer in layers:
+            answer = series_of(api, layer, lat, lon, **({"start": start} if layer == "reflectivity" else {}))
+            mine = [r for r in rows if r["layer"] == layer]
+            assert [(r["time"], r["kind"], r["status"], r["run"]) for r in mine] == [
+                (v["time"], v["kind"], v["status"], v.get("run", "")) for v in answer["values"]
+            ]
+            assert [float(r["value"]) if r["value"] else None for r in mine] == [v["value"] for v in answer["values"]]
+            assert {(r["units"], r["lat"], r["lon"]) for r in mine} == {(answer["units"], f"{lat:.5f}", f"{lon:.5f}")}
+        assert {r["model"] for r in rows if r["layer"].startswith("hrrr-")} == {"hrrr"}
+        viewer.assert_clean()
+    finally:
+        viewer.context.close()
+
+
+def test_chart_keyboard_permalink_and_escape(browser: Browser, site: Site) -> None:
+    lat, lon = site.chart_point
+    viewer = open_viewer(browser, site.url, chart_view(site) + f"&pt={lat:.5f},{lon:.5f}")
+    try:
+        page = viewer.page
+        wait_for_charts(page, 3)
+        assert page.locator("#chart-where").inner_text() == f"{abs(lat):.2f}\u00b0 N, {abs(lon):.2f}\u00b0 W"
+        # Escape closes the panel; the link loses the point.
+        page.get_by_role("button", name="Close the forecast chart").focus()
+        page.keyboard.press("Escape")
+        assert page.locator("#chart-panel").is_hidden()
+        page.wait_for_function("() => !location.hash.includes('pt=')")
+        # Enter on the focused map opens it at the map's centre, with the focus in the panel.
+        page.locator("#map").focus()
+        page.keyboard.press("Enter")
+        wait_for_charts(page, 3)
+        assert page.evaluate("() => document.activeElement.id") == "chart-title"
+        focused = []
+        for _ in range(4):
+            page.keyboard.press("Tab")
+            focused.append(page.evaluate("() => document.activeElement.id"))
+        assert focused == ["chart-close", "chart-run-hrrr", "chart-run-gfs", "chart-csv"]
+        # Escape from the run selector closes too, and the keyboard is back on the map.
+        page.get_by_label("GFS run", exact=True).focus()
+        page.keyboard.press("Escape")
+        assert page.locator("#chart-panel").is_hidden()
+        assert page.evaluate("() => document.activeElement.id") == "map"
+        viewer.assert_clean()
+    finally:
+        viewer.context.close()
+
+
+def test_chart_says_when_no_layer_covers_the_point_or_a_request_fails(browser: Browser, site: Site) -> None:
+    def observed_only(route: Route) -> None:
+        data = json.loads(route.fetch().text())
+        route.fulfill(json={**data, "layers": [layer for layer in data["layers"] if layer["kind"] == "observed"]})
+
+    def failing(route: Route) -> None:
+        route.fulfill(status=503, json={"error": "store unavailable"})
+
+    # Southern Africa: no radar tile to wait for there.
+    viewer = open_viewer(browser, site.url, "#layer=reflectivity&time=live&z=4&lat=-30&lon=25&opacity=75",
+                         wait_for=None, routes={"/api/layers": observed_only})
+    try:
+        page = viewer.page
+        page.wait_for_function("() => document.getElementById('time-label').dateTime !== ''")
+        click_map_centre(page)
+        page.wait_for_function("() => !document.getElementById('chart-panel').hasAttribute('aria-busy')")
+        assert page.locator("#chart-status").inner_text() == "No layer covers this point."
+        assert page.locator("#chart-body .uplot").count() == 0
+        assert page.get_by_role("button", name="Download CSV").is_disabled()
+        viewer.assert_clean()
+    finally:
+        viewer.context.close()
+
+    lat, lon = site.chart_point
+    viewer = open_viewer(browser, site.url, chart_view(site) + f"&pt={lat:.5f},{lon:.5f}",
+                         routes={"/api/layers/*/series?*": failing})
+    try:
+        page = viewer.page
+        page.wait_for_function("() => document.getElementById('chart-status').textContent.startsWith('Could not load')")
+        status = page.locator("#chart-status")
+        assert status.is_visible() and "store unavailable" in status.inner_text()
+        assert page.locator("#chart-body .uplot").count() == 0
+        # The page logged the failed responses (Chromium does), nothing else.
+        assert all("503" in e for e in viewer.errors), viewer.errors
+    finally:
+        viewer.context.close()
+
+
+def test_chart_on_a_phone(browser: Browser, site: Site) -> None:
+    width, height = 390, 844
+    viewer = open_viewer(browser, site.url, chart_view(site, zoom=7), viewport={"width": width, "height": height},
+                         device_scale_factor=3, is_mobile=True, has_touch=True)
+    try:
+        page = viewer.page
+        box = page.locator("#map").bounding_box()
+        assert box is not None
+        page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        wait_for_charts(page, 3)
+        panel = page.locator("#chart-panel").bounding_box()
+        assert panel is not None
+        assert panel["x"] >= 0 and panel["x"] + panel["width"] <= width and panel["y"] + panel["height"] <= height
+        assert panel["height"] <= 0.65 * height  # the map stays in sight above it
+        for canvas in page.locator("#chart-body canvas").all():
+            b = canvas.bounding_box()
+            assert b is not None and b["width"] <= width
+        for control in ("#chart-close", "#chart-run-hrrr", "#chart-run-gfs"):
+            b = page.locator(control).bounding_box()
+            assert b is not None and b["width"] >= 40 and b["height"] >= 40, control
+        csv_button = page.get_by_role("button", name="Download CSV")
+        csv_button.scroll_into_view_if_needed()
+        assert csv_button.is_visible() and csv_button.is_enabled()
+        screenshot(page, "viewer-chart-phone.png")
+        page.locator("#chart-close").tap()
+        assert page.locator("#chart-panel").is_hidden()
         viewer.assert_clean()
     finally:
         viewer.context.close()

@@ -303,11 +303,12 @@ print(json.dumps({{"tileserver": tileserver.__file__, "frontend": str(app_module
     assert seen["tileserver"].startswith(str(app)), "the image's copy of the code is the one imported"
     assert seen["colormaps"].startswith(str(app))
     assert seen["frontend"] == str(app / "frontend")
-    assert "/" in seen["paths"] and "/vendor/leaflet" in seen["paths"], seen["paths"]
-    assert "frontend/node_modules/leaflet is missing" not in done.stderr
-    leaflet = app / "frontend" / "node_modules" / "leaflet"
-    assert sorted(p.name for p in leaflet.iterdir()) == ["LICENSE", "dist"], "only Leaflet's dist/ (and licence) ship"
-    assert (leaflet / "dist" / "leaflet.js").is_file()
+    assert {"/", "/vendor/leaflet", "/vendor/uplot"} <= set(seen["paths"]), seen["paths"]
+    assert "is missing: run `make setup`" not in done.stderr
+    for package, script in (("leaflet", "leaflet.js"), ("uplot", "uPlot.iife.min.js")):
+        shipped = app / "frontend" / "node_modules" / package
+        assert sorted(p.name for p in shipped.iterdir()) == ["LICENSE", "dist"], f"only {package}'s dist/ (and licence) ship"
+        assert (shipped / "dist" / script).is_file()
     # Every file the viewer serves from frontend/ made it into the image.
     from tileserver.app import FRONTEND_TYPES
 
