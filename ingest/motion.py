@@ -74,7 +74,8 @@ def previous_frames(catalog: Catalog, time: datetime) -> list[tuple[datetime, st
         if abs(near.time - want) > step * 0.2 or time - near.time > MAX_GAP:
             break
         chosen.insert(0, (near.time, near.key))
-    return chosen
+    # An irregular feed with nothing near the step: the newest frame before, as the next best.
+    return chosen or [(earlier[-1].time, earlier[-1].key)]
 
 
 def build_motion(store: Store, layer: Layer, cog: str | Path, time: datetime, out: Path,
