@@ -23,6 +23,7 @@ forecast, per nowcast, then averaged over the initialisation times.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -103,8 +104,6 @@ def region_tiles() -> tuple[list[mercantile.Tile], tuple[int, int, int, int]]:
 
 def mosaic(client: httpx.Client, valid: datetime) -> np.ndarray:
     """The region's z7 ``.npy`` tiles at ``valid``, as one float32 array (mm/h, NaN = no data)."""
-    import io
-
     tiles, (x0, y0, x1, y1) = region_tiles()
     out = np.full(((y1 - y0 + 1) * TILE, (x1 - x0 + 1) * TILE), np.nan, dtype=np.float32)
     for t in tiles:
