@@ -1,9 +1,20 @@
 #!/usr/bin/env python
 """Skill and cost of wxtiles' nowcast motion estimation (a benchmark run by hand, not a test).
 
-    .venv/bin/python benchmarks/nowcast_skill.py                 # the default run, ~5 minutes on 2 cores
-    .venv/bin/python benchmarks/nowcast_skill.py --quick         # fewer sequences and initialisations
+    .venv/bin/python benchmarks/nowcast_skill.py                 # the default run, ~15 minutes on 2 cores
+    .venv/bin/python benchmarks/nowcast_skill.py --no-synthetic  # the real MRMS sequence only
+    .venv/bin/python benchmarks/nowcast_skill.py --no-real --quick   # synthetic, fewer initialisations
     .venv/bin/python benchmarks/nowcast_skill.py --sequence MRMS_MergedReflectivityQCComposite_00.50_*.grib2.gz
+
+First table: the real MRMS ``PrecipRate`` sequence of ``../shared/data/mrms-20190610``
+(2-minute frames), scored in tile space as users receive it: ingested with
+``wxtiles ingest``, then the server's own nowcast ``.npy`` tiles at z7 over the
+central US against the observed tiles, beside pySTEPS on mosaics of the same
+observed tiles and persistence (``benchmarks/mrms_skill.py`` says how).
+Needs pySTEPS for its column: ``.venv/bin/pip install -e '.[bench]'``.
+
+Second table: synthetic sequences scored on the whole grid (below); motion
+methods and their keyword arguments can be compared there.
 
 On the same sequences, in one process, it runs:
 
@@ -56,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import mrms_skill  # noqa: E402
 from ingest.synthetic import radar_sequence  # noqa: E402
 from renderers.nowcast import motion  # noqa: E402
 
@@ -641,7 +653,10 @@ def main(argv: list[str] | None = None) -> int:
                                                         and k in ("dis", "farneback", "lucaskanade")})
     ap.add_argument("--methods", nargs="+", default=default_methods,
                     help="motion methods, NAME[:key=value,...] (default: %(default)s)")
-    ap.add_argument("--sequence", nargs="+", metavar="PATH", help="a real sequence of GeoTIFF/GRIB files")
+    ap.add_argument("--mrms", type=Path, default=mrms_skill.MRMS_DIR,
+                    help="real MRMS PrecipRate sequence scored in tile space through ingest and the server (default: %(default)s)")
+    ap.add_argument("--no-real", action="store_true", help="skip the real MRMS sequence")
+    ap.add_argument("--sequence", nargs="+", metavar="PATH", help="a real sequence of GeoTIFF/GRIB files, scored on the whole grid")
     ap.add_argument("--every", type=int, default=1, help="--sequence: use every Nth file (e.g. 2-min MRMS -> 10 min)")
     ap.add_argument("--decimate", type=int, default=None, help="--sequence: take every Nth pixel (default: long side <= 1750)")
     ap.add_argument("--step-minutes", type=float, default=None, help="--sequence: frame interval if files carry no time")
@@ -684,6 +699,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only:
         seqs = [s for s in seqs if any(t in s.name for t in args.only)]
+    if not args.no_real:
+        t0 = time.perf_counter()
+        real = mrms_skill.run(args.mrms, pysteps_configs=[] if args.no_pysteps else [(3, None), (3, 6)])
+        mrms_skill.print_real(real)
+        print(f"  ({time.perf_counter() - t0:.1f} s for the real sequence)", flush=True)
     results = []
     for seq in seqs:
         t0 = time.perf_counter()
@@ -693,8 +713,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  ({time.perf_counter() - t0:.1f} s for this sequence)", flush=True)
         results.append(res)
     ref = [l for l in (6, 12, 24) if l <= args.leads]
-    print_ratios(results, ref)
-    print_summary(results, min(12, args.leads))
+    if results:
+        print_ratios(results, ref)
+        print_summary(results, min(12, args.leads))
     if not args.no_timing:
         timing_section(specs, ps is not None, not args.no_full_conus, args.pysteps_timing_large)
     print(f"\n# total {time.perf_counter() - t_start:.0f} s; load average now {os.getloadavg()[0]:.1f} on "

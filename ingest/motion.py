@@ -1,15 +1,17 @@
 """Estimate a radar layer's motion when a new observation arrives.
 
 The motion field is what nowcast tiles are extrapolated with. It is estimated
-once per frame, from this frame and the ones before it, on a coarse Web
-Mercator grid (motion is smooth, and echoes at 5 km carry it as well as at
-1 km), and stored beside the frame as a small two-band GeoTIFF of velocities in
-mercator metres per second (band 1 eastward, band 2 northward).
+once per frame, from this frame and the ones some 5 and 10 minutes before it
+(chosen by time, whatever the feed's cadence), on a ~5 km Web Mercator grid
+with one vector per ~20 km cell, and stored beside the frame as a small
+two-band GeoTIFF of velocities in mercator metres per second (band 1 eastward,
+band 2 northward).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,20 +20,28 @@ import rasterio
 from affine import Affine
 
 from ingest.cog import ZOOM0_RESOLUTION
-from renderers.nowcast.motion import estimate_motion
+from renderers.nowcast.motion import MAX_SIZE, estimate_motion
 from tileserver.layers import Layer
 from tileserver.reader import read_area
 from tileserver.store import Catalog, Store
 
 log = logging.getLogger(__name__)
 
-# Estimate on ~5 km cells (zoom 5); store on ~20 km cells (zoom 3).
+# Estimate on ~5 km pixels (zoom 5): with frames 5 minutes apart, echoes move a
+# pixel or more, which optical flow measures well (a 1-2 km grid measured no
+# better on real MRMS and cost twice as much); store on ~20 km cells (zoom 3).
 ESTIMATE_PIXEL = ZOOM0_RESOLUTION / 2**5
 STORE_FACTOR = 4
+# Flow vectors are averaged over cells this wide (mercator metres) before they
+# are interpolated: pySTEPS' 20 km declustering scale. Coarser cells smooth away
+# the different motions along a squall line.
+VECTOR_CELL = 20_000.0
 # Frames further apart than this say little about the present motion.
 MAX_GAP = timedelta(minutes=20)
 MIN_GAP = timedelta(minutes=1)
+# Frames used for one motion field (this one included), and the time between them.
 FRAMES = 3
+FRAME_STEP = timedelta(minutes=5)
 
 
 def _dbz(values: np.ndarray, layer: Layer) -> np.ndarray:
@@ -44,18 +54,28 @@ def _dbz(values: np.ndarray, layer: Layer) -> np.ndarray:
 
 
 def previous_frames(catalog: Catalog, time: datetime) -> list[tuple[datetime, str]]:
-    """Up to two earlier frames, evenly spaced with this one, newest last."""
+    """Earlier frames for the motion of the frame at ``time``, oldest first, chosen by time span.
+
+    Frames are taken ``step`` apart, back from ``time``: the multiple of the
+    feed's own interval nearest to ``FRAME_STEP``, so a 2-minute and a 5-minute
+    feed both give pairs some 5 minutes apart, in which echoes move far enough
+    to be measured and change little. Up to ``FRAMES - 1`` of them, as long as
+    each is found within a fifth of a step of where it should be.
+    """
     earlier = [f for f in catalog.frames if MIN_GAP <= time - f.time <= MAX_GAP]
     if not earlier:
         return []
-    newest = earlier[-1]
-    step = time - newest.time
-    chosen = [newest]
-    for frame in reversed(earlier[:-1]):
-        if abs((newest.time - frame.time) - step) <= step * 0.2:
-            chosen.insert(0, frame)
+    feed = time - earlier[-1].time
+    step = feed * max(1, math.floor(FRAME_STEP / feed + 0.5))
+    chosen: list[tuple[datetime, str]] = []
+    for k in range(1, FRAMES):
+        want = time - k * step
+        near = min(earlier, key=lambda f: abs(f.time - want))
+        if abs(near.time - want) > step * 0.2 or time - near.time > MAX_GAP:
             break
-    return [(f.time, f.key) for f in chosen][-(FRAMES - 1) :]
+        chosen.insert(0, (near.time, near.key))
+    # An irregular feed with nothing near the step: the newest frame before, as the next best.
+    return chosen or [(earlier[-1].time, earlier[-1].key)]
 
 
 def build_motion(store: Store, layer: Layer, cog: str | Path, time: datetime, out: Path,
@@ -85,7 +105,9 @@ def build_motion(store: Store, layer: Layer, cog: str | Path, time: datetime, ou
     # Decoded one at a time as the estimator takes them: ingest's peak memory is
     # during estimation, and four float frames were 33 MB of it.
     frames = (_dbz(layer.encoding.decode(codes), layer) for codes in grids)
-    flow = estimate_motion(frames)  # pixels per frame interval: +col east, +row south
+    reduced = pixel * max(1, math.ceil(max(width, height) / MAX_SIZE))  # the grid the flow is computed on
+    cell = max(1, round(VECTOR_CELL / reduced))
+    flow = estimate_motion(frames, cell=cell)  # pixels per frame interval: +col east, +row south
     factor = STORE_FACTOR if min(width, height) >= 8 * STORE_FACTOR else 1
     u = _block_mean(flow[0], factor) * np.float32(pixel / step_s)
     v = _block_mean(-flow[1], factor) * np.float32(pixel / step_s)

@@ -163,6 +163,23 @@ def test_reduced_grid_path_scales_the_vectors(method):
 
 
 @pytest.mark.parametrize("method", ALL)
+def test_small_cells_keep_neighbouring_motions_apart(method):
+    # two rain bands side by side moving in opposite directions, as along a squall
+    # line: with cells a fraction of the band's width, each band keeps its own motion
+    north = translated(3, u=3, v=0, seed=1)
+    south = translated(3, u=-2, v=1, seed=2)
+    frames = [np.concatenate([n[:150], s[150:]]) for n, s in zip(north, south)]
+    field = get_method(method)(frames, cell=4)
+    assert_contract(field, SHAPE)
+    for rows, (u, v) in ((slice(20, 120), (3.0, 0.0)), (slice(180, 280), (-2.0, 1.0))):
+        band = np.zeros(SHAPE, dtype=bool)
+        band[rows, 20:-20] = True
+        band &= np.isfinite(frames[-1])
+        assert np.median(field[0][band]) == pytest.approx(u, abs=0.3)
+        assert np.median(field[1][band]) == pytest.approx(v, abs=0.3)
+
+
+@pytest.mark.parametrize("method", ALL)
 @pytest.mark.parametrize("omega", [0.02, -0.02])
 def test_rotation_has_the_right_curl(method, omega):
     frames = rotated(3, omega)
