@@ -963,7 +963,7 @@ def test_chart_says_when_no_layer_covers_the_point_or_a_request_fails(browser: B
 
     # Southern Africa: no radar tile to wait for there.
     viewer = open_viewer(browser, site.url, "#layer=reflectivity&time=live&z=4&lat=-30&lon=25&opacity=75",
-                         wait_for=None, routes={"/api/layers": observed_only})
+                         wait_for=None, routes={"/api/layers?*": observed_only})
     try:
         page = viewer.page
         page.wait_for_function("() => document.getElementById('time-label').dateTime !== ''")
