@@ -9,7 +9,7 @@ import mercantile
 import numpy as np
 import rasterio
 
-from renderers.nowcast.advection import MotionField, backtrack
+from renderers.nowcast.advection import Departures, MotionField
 from tileserver.reader import read_area, read_point
 
 # The global Web Mercator pixel lattice starts here; anchoring source reads on it
@@ -17,8 +17,6 @@ from tileserver.reader import read_area, read_point
 ORIGIN = 20037508.342789244
 # Above this many source cells a read drops to a coarser lattice.
 MAX_AREA_CELLS = 4096 * 4096
-# Trajectories are traced every KNOT pixels and interpolated between.
-KNOT = 8
 
 
 def load_motion(dataset: rasterio.DatasetReader) -> MotionField:
@@ -26,11 +24,11 @@ def load_motion(dataset: rasterio.DatasetReader) -> MotionField:
     return MotionField(np.nan_to_num(u), np.nan_to_num(v), dataset.transform)
 
 
-def nowcast_tile(dataset: rasterio.DatasetReader, tile: mercantile.Tile, size: int, field: MotionField, lead_s: float) -> np.ndarray:
+def nowcast_tile(dataset: rasterio.DatasetReader, tile: mercantile.Tile, size: int, departures: Departures) -> np.ndarray:
     """Codes of a nowcast tile: each pixel takes the stored cell at its departure point."""
     left, bottom, right, top = mercantile.xy_bounds(tile)
     pixel = (right - left) / size
-    x0, y0 = departure_grid(field, left, top, pixel, size, lead_s)
+    x0, y0 = departure_grid(departures, left, top, pixel, size)
     step = pixel
     while True:
         area_left = -ORIGIN + math.floor((x0.min() + ORIGIN) / step) * step - step
@@ -48,31 +46,15 @@ def nowcast_tile(dataset: rasterio.DatasetReader, tile: mercantile.Tile, size: i
     return cv2.remap(area, col, row, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=int(dataset.nodata))
 
 
-def departure_grid(field: MotionField, left: float, top: float, pixel: float, size: int, lead_s: float,
-                   *, height: int | None = None, knot: int = KNOT) -> tuple[np.ndarray, np.ndarray]:
-    """Departure points of every pixel centre of a tile (``size`` wide, ``height`` or ``size`` high).
-
-    Trajectories are traced from a coarse lattice (every ``knot`` pixels, on the
-    tile's edges, so on the zoom's global pixel lattice) and their displacements
-    interpolated bilinearly: motion varies over tens of kilometres, and this is
-    ``knot``² times fewer trajectories. Knots depend only on the zoom's lattice,
-    so neighbouring tiles still agree exactly.
-    """
-    height = size if height is None else height
-    kx, ky = np.meshgrid(left + np.arange(-(-size // knot) + 1) * knot * pixel, top - np.arange(-(-height // knot) + 1) * knot * pixel)
-    x0, y0 = backtrack(field, kx, ky, lead_s)
-    dx, dy = (x0 - kx).astype(np.float32), (y0 - ky).astype(np.float32)
-    col, row = np.meshgrid(((np.arange(size) + 0.5) / knot).astype(np.float32), ((np.arange(height) + 0.5) / knot).astype(np.float32))
-    dx = cv2.remap(dx, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    dy = cv2.remap(dy, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    x, y = np.meshgrid(left + (np.arange(size) + 0.5) * pixel, top - (np.arange(height) + 0.5) * pixel)
-    return x + dx, y + dy
+def departure_grid(departures: Departures, left: float, top: float, pixel: float, width: int,
+                   height: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Departure points of every pixel centre of a north-up grid (``width`` wide, ``height`` or ``width`` high)."""
+    height = width if height is None else height
+    return departures.on_grid(left + (np.arange(width) + 0.5) * pixel, top - (np.arange(height) + 0.5) * pixel)
 
 
-def nowcast_point(dataset: rasterio.DatasetReader, lon: float, lat: float, field: MotionField, lead_s: float) -> int | None:
-    x, y = mercantile.xy(lon, lat)
-    x0, y0 = backtrack(field, np.array([[x]]), np.array([[y]]), lead_s)
-    lon0, lat0 = mercantile.lnglat(float(x0[0, 0]), float(y0[0, 0]))
+def nowcast_point(dataset: rasterio.DatasetReader, lon: float, lat: float, departures: Departures) -> int | None:
+    lon0, lat0 = mercantile.lnglat(*departures.at(*mercantile.xy(lon, lat)))
     if not -85.05 < lat0 < 85.05:
         return None
     return read_point(dataset, lon0, lat0)
