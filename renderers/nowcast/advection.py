@@ -91,8 +91,8 @@ class Departures:
         _, rows, cols = self.shift.shape
         return np.meshgrid(self.left + np.arange(cols) * self.spacing, self.top - np.arange(rows) * self.spacing)
 
-    def on_grid(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Departure points (float64, ``(len(ys), len(xs))``) of the arrivals at every ``(xs[i], ys[j])``.
+    def shift_on_grid(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Departure minus arrival (float32, ``(2, len(ys), len(xs))``) at every ``(xs[i], ys[j])``.
 
         Bilinear in two separable passes, in plain floating point: each value
         depends on its own point only, never on the other points asked with it.
@@ -108,7 +108,11 @@ class Departures:
         across = block[:, :, c] + (block[:, :, c + 1] - block[:, :, c]) * fx
         # The few lattice rows are differenced once; the many pixel rows only pick them.
         below = across[:, 1:] - across[:, :-1]
-        d = across[:, r] + below[:, r] * fy[:, None]
+        return across[:, r] + below[:, r] * fy[:, None]
+
+    def on_grid(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Departure points (float64, ``(len(ys), len(xs))``) of the arrivals at every ``(xs[i], ys[j])``."""
+        d = self.shift_on_grid(xs, ys)
         return np.asarray(xs, dtype=np.float64)[None, :] + d[0], np.asarray(ys, dtype=np.float64)[:, None] + d[1]
 
     def at(self, x: float, y: float) -> tuple[float, float]:
