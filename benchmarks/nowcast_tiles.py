@@ -1,11 +1,13 @@
 """Nowcast tile latency against observed tile latency, cold and cached.
 
-Run by hand: ``.venv/bin/python benchmarks/nowcast_tiles.py [--frames 3] [--tiles 300]``.
+Run by hand: ``.venv/bin/python benchmarks/nowcast_tiles.py [--frames 3] [--tiles 300] [--baseline REF]``.
 Makes a continental-US radar store (synthetic MRMS-like frames at 0.01 deg, through
 the real ingest path, so motion fields are estimated as in production), starts
 ``wxtiles serve`` on loopback, and requests the same shuffled tiles (zoom 3 to 10)
 as observed frames and as 30- and 90-minute nowcasts, one at a time: first cold
 (cache empty), then cached. Prints p50/p90/p99 and the nowcast/observed ratios.
+``--baseline REF`` also serves the same store from git commit REF and measures
+both side by side, case by case, so a change is compared within one run.
 Not a test: numbers from a shared machine vary; compare ratios within one run.
 """
 
@@ -14,9 +16,11 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -76,38 +80,52 @@ def describe(name: str, ms: list[float]) -> tuple[str, float]:
     return f"{name:<28} p50 {p50:7.1f} ms  p90 {p90:7.1f} ms  p99 {p99:7.1f} ms", p50
 
 
+def export(ref: str, folder: Path) -> Path:
+    """The project's source at git ``ref``, unpacked into ``folder``."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", ref], capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {ref}: {archive.stderr.decode().strip()}")
+    folder.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--tiles", type=int, default=300)
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--baseline", metavar="REF", help="also serve the store from this git commit, side by side")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as servers:
         folder = Path(tmp)
         store, _ = build_store(folder, args.frames)
         latest = store.load_catalog("reflectivity").frames[-1].time
-        with wxtiles_serving(store.storage.url, port=args.port) as (_, base), httpx.Client(base_url=base, timeout=60) as client:
-            tiles = tile_list(args.tiles)
-            cases = {
-                "observed": format_utc(latest),
-                "nowcast +30 min": format_utc(latest + timedelta(minutes=30)),
-                "nowcast +90 min": format_utc(latest + timedelta(minutes=90)),
-            }
-            results: dict[str, dict[str, float]] = {}
-            for name, when in cases.items():
-                urls = [f"/tiles/reflectivity/{when}/{t.z}/{t.x}/{t.y}.png" for t in tiles]
-                cold = measure(client, urls)
-                cached = measure(client, urls)
-                results[name] = {}
-                for phase, ms in (("cold", cold), ("cached", cached)):
-                    line, p50 = describe(f"{name} {phase}", ms)
-                    results[name][phase] = p50
-                    print(line)
-            print()
+        sources = [(args.baseline, export(args.baseline, folder / "baseline"), None)] if args.baseline else []
+        clients = {}
+        for label, code, port in [*sources, ("this tree", None, args.port)]:
+            _, base = servers.enter_context(wxtiles_serving(store.storage.url, port=port, code=code))
+            clients[label] = servers.enter_context(httpx.Client(base_url=base, timeout=60))
+        tiles = tile_list(args.tiles)
+        cases = {
+            "observed": format_utc(latest),
+            "nowcast +30 min": format_utc(latest + timedelta(minutes=30)),
+            "nowcast +90 min": format_utc(latest + timedelta(minutes=90)),
+        }
+        results: dict[tuple[str, str, str], float] = {}
+        for name, when in cases.items():
+            urls = [f"/tiles/reflectivity/{when}/{t.z}/{t.x}/{t.y}.png" for t in tiles]
+            for phase in ("cold", "cached"):
+                for label, client in clients.items():
+                    line, results[label, name, phase] = describe(f"{name} {phase}", measure(client, urls))
+                    print(f"{label:<10} {line}")
+        print()
+        for label in clients:
             for name in list(cases)[1:]:
                 for phase in ("cold", "cached"):
-                    ratio = results[name][phase] / results["observed"][phase]
-                    print(f"{name} / observed, {phase}: p50 ratio {ratio:.2f}")
+                    ratio = results[label, name, phase] / results[label, "observed", phase]
+                    print(f"{label:<10} {name} / observed, {phase}: p50 ratio {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -36,12 +37,17 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0, what:
 
 
 @contextmanager
-def wxtiles_serving(store: str, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
-    """`wxtiles serve` on ``store``, ready: yields its process and base URL, and stops it after."""
+def wxtiles_serving(store: str, env: dict[str, str] | None = None, port: int | None = None,
+                    code: Path | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`wxtiles serve` on ``store``, ready: yields its process and base URL, and stops it after.
+
+    ``code``: a source tree to serve from (e.g. an older commit) instead of this one.
+    """
     port = port or free_port()
+    paths = {"PYTHONPATH": str(code)} if code is not None else {}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tileserver.cli", "serve", "--port", str(port)],
-        env={**os.environ, **(env or {}), "WXTILES_STORE": store}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "tileserver.cli", "serve", "--port", str(port)], cwd=code,
+        env={**os.environ, **(env or {}), **paths, "WXTILES_STORE": store}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:

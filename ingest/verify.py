@@ -26,7 +26,7 @@ import numpy as np
 import rasterio
 
 from ingest.cog import ZOOM0_RESOLUTION
-from renderers.nowcast.advection import MotionField
+from renderers.nowcast.advection import MotionField, trace
 from renderers.nowcast.tiles import ORIGIN, departure_grid, load_motion
 from renderers.nowcast.verification import contingency
 from tileserver.layers import Layer
@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 # The verification grid is the finest zoom level's lattice with at most this
 # many cells over the frame: ~10 km cells over CONUS, cheap to extrapolate.
 MAX_CELLS = 2**19
-# Trajectories are traced every KNOT cells (~40 km over CONUS, twice the
-# stored motion's cells) and interpolated between, as tiles do: 16 times fewer.
-KNOT = 4
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ def extrapolate(base: np.ndarray, field: MotionField, grid: Grid, lead_s: float)
     Each cell takes the base cell nearest its departure point; departures off
     the grid (beyond the frame) get NaN, no coverage.
     """
-    x0, y0 = departure_grid(field, grid.left, grid.top, grid.pixel, grid.width, lead_s, height=grid.height, knot=KNOT)
+    x0, y0 = departure_grid(trace(field, lead_s), grid.left, grid.top, grid.pixel, grid.width, grid.height)
     col = ((x0 - grid.left) / grid.pixel - 0.5).astype(np.float32)
     row = ((grid.top - y0) / grid.pixel - 0.5).astype(np.float32)
     return cv2.remap(base, col, row, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))

@@ -24,7 +24,7 @@ from cachetools import LRUCache
 
 import colormaps
 from renderers.colorize import ColormapMismatchError, check_compatible, color_table
-from renderers.nowcast.advection import MotionField, backtrack
+from renderers.nowcast.advection import DepartureCache, Departures, MotionField
 from renderers.nowcast.tiles import load_motion, nowcast_point, nowcast_tile
 from renderers.png import render_npy, render_png, transparent_png
 from tileserver import blend, gdalcache
@@ -44,7 +44,10 @@ from tileserver.verification import Record, summary
 log = logging.getLogger(__name__)
 
 # Part of every ETag: bump when rendering changes so clients refetch.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
+# Nowcast departure lattices kept (DepartureCache): 1.35 MB per lead over the
+# MRMS domain, so a 2-hour horizon at 5 minutes (24 leads) takes 32 MB.
+DEPARTURES_CACHE_MB = 48
 # How GDAL's curl layer words a store that is down or too slow.
 NETWORK_FAILURES = ("timed out", "Couldn't connect", "Connection refused", "HTTP error code: 0", "HTTP error code: 5")
 # While the store is down, requests and probes check it at most this often.
@@ -118,6 +121,8 @@ class TileService:
         self._refresh_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="catalog")
         self._motion: LRUCache[str, MotionField] = LRUCache(maxsize=16)
         self._motion_lock = threading.Lock()
+        # Each nowcast lead's trajectories, traced once per motion field and shared by all its tiles.
+        self._departures = DepartureCache(max_bytes=DEPARTURES_CACHE_MB * 2**20)
         # Sidecar index entries and chunks: small, re-read by every series query nearby.
         self._series_cache: LRUCache[tuple[str, int, int], bytes] = LRUCache(maxsize=32 * 2**20, getsizeof=len)
         self._series_lock = threading.Lock()
@@ -362,7 +367,8 @@ class TileService:
             field = self.motion_field(target)
             if request.format == "png" and not _intersects(request.tile, frame.bounds, margin_m=field.reach(target.lead_s)):
                 return transparent_png(request.size)
-            codes = self._read(frame, lambda dataset: nowcast_tile(dataset, request.tile, request.size, field, target.lead_s))
+            departures = self.departures(target)
+            codes = self._read(frame, lambda dataset: nowcast_tile(dataset, request.tile, request.size, departures))
         elif target.under:
             codes = self._blend_tile(request, target)
             if codes is None:
@@ -399,6 +405,11 @@ class TileService:
             with self._motion_lock:
                 self._motion[target.motion] = field
         return field
+
+    def departures(self, target: Target) -> Departures:
+        """Where the nowcast's trajectories start: traced once per motion field and lead."""
+        assert target.motion is not None
+        return self._departures.get(target.motion, self.motion_field(target), target.lead_s)
 
     def _read(self, frame: Frame, read: Any, key: str | None = None) -> Any:
         """``read(dataset)`` on the frame's file (or its ``key``, e.g. its motion field)."""
@@ -468,8 +479,8 @@ class TileService:
             "lon": lon, "lat": lat, "units": layer.units,
         }
         if target.is_nowcast:
-            field = self.motion_field(target)
-            code = self._read(frame, lambda dataset: nowcast_point(dataset, lon, lat, field, target.lead_s))
+            departures = self.departures(target)
+            code = self._read(frame, lambda dataset: nowcast_point(dataset, lon, lat, departures))
             result["nowcast"] = {"from": format_utc(frame.time), "lead_minutes": round(target.lead_s / 60)}
         else:
             for frame in (target.frame, *target.under):  # a blend: the first source with data there
@@ -511,9 +522,8 @@ class TileService:
         ]
         nowcasts = [n for n in self.nowcasts(layer, catalog) if end is None or n.time <= end] if run is None else []
         if nowcasts:
-            field = self.motion_field(nowcasts[0])
-            departures = [backtrack(field, np.array([[x]]), np.array([[y]]), n.lead_s) for n in nowcasts]
-            codes = list(self._series_pool.map(lambda d: self._code_at(nowcasts[0].frame, float(d[0][0, 0]), float(d[1][0, 0])), departures))
+            departures = [self.departures(n).at(x, y) for n in nowcasts]
+            codes = list(self._series_pool.map(lambda d: self._code_at(nowcasts[0].frame, *d), departures))
             values += [
                 {"time": format_utc(n.time), **self._value(layer, code), "kind": "nowcast", "lead_minutes": round(n.lead_s / 60)}
                 for n, code in zip(nowcasts, codes, strict=True)
