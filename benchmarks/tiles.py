@@ -34,9 +34,9 @@ share one cursor over the same shuffled tile list (zoom 3 to 10) and start toget
   in a loop, in ``--rounds`` turns. TiTiler has no tile cache: its "cached" numbers
   are repeated tiles with warm GDAL and page caches.
 
-wxtiles runs as shipped, writing its JSON request log line for every request (to a file);
-TiTiler and the bare app have their access logs off, so the ratios carry wxtiles' logging. Reported: tiles/s, p50, p99, mean bytes per tile,
-the wxtiles/TiTiler ratios and wxtiles/bare-Starlette (cached); the server CPU time
+wxtiles runs as shipped, writing its JSON request log line for every request (to a
+file); TiTiler and the bare app have their access logs off, so the ratios carry
+wxtiles' logging. Reported: tiles/s, p50, p99, mean bytes per tile, the wxtiles/TiTiler ratios and wxtiles/bare-Starlette (cached); the server CPU time
 per tile (user + system time of the workers, which the machine's other load does
 not change much, unlike tiles/s) and how many cores other processes kept busy; the
 peak resident memory (VmHWM) of every worker, and what a full default tile cache
