@@ -32,7 +32,7 @@ from tileserver.budget import RenderBudget
 from tileserver.errors import ApiError, BadRequest, NotFound
 from tileserver.layers import LAYERS
 from tileserver.limits import RequestLimitsMiddleware
-from tileserver.observability import RequestLogMiddleware, configure_json_logging
+from tileserver.observability import AccessLog, RequestLogMiddleware, configure_json_logging
 from tileserver.proxy import ForwardedHeadersMiddleware
 from tileserver.service import MEDIA_TYPES, TileService
 from tileserver.settings import Settings
@@ -387,6 +387,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     for key, value in GDAL_SERVE_CONFIG.items():
         os.environ.setdefault(key, value)
     service = build_service(settings)
+    access_log = AccessLog()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -397,6 +398,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if not ok:
             log.warning("not ready at start (the store was not reached; /readyz retries): %s", body["detail"])
         yield
+        access_log.flush()
         service.close()
 
     get = ["GET", "HEAD"]
@@ -424,7 +426,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     middleware = [
         Middleware(ForwardedHeadersMiddleware, trusted=settings.forwarded_allow_ips),
-        Middleware(RequestLogMiddleware, metrics=service.metrics),
+        Middleware(RequestLogMiddleware, metrics=service.metrics, access_log=access_log),
         Middleware(RequestLimitsMiddleware),
         Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"], allow_headers=["If-None-Match"], expose_headers=["ETag", "X-Frame-Time", "X-Nowcast-From", "X-Loop-Frames", "X-Request-ID"]),
     ]

@@ -31,7 +31,9 @@ def logged_client(caplog: pytest.LogCaptureFixture, store_url: str, trusted: str
         response = httpx.get(f"{live.url}/healthz", headers=headers)
         assert response.status_code == 200
         request_id = response.headers["x-request-id"]
-    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "wxtiles.access" and request_id in r.getMessage()]
+    # Access lines come in batches, one JSON object per line.
+    lines = [line for r in caplog.records if r.name == "wxtiles.access" for line in r.getMessage().splitlines()]
+    (line,) = [json.loads(line) for line in lines if request_id in line]
     return str(line["client"])
 
 
@@ -76,3 +78,17 @@ def test_a_bad_trusted_proxy_list_is_one_line(tmp_path: Path) -> None:
         result = wxtiles("serve", "--port", "1", *option, store=tmp_path, env=env)
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert "WXTILES_FORWARDED_ALLOW_IPS" in result.stderr and "not an address or network" in result.stderr
+
+
+def test_access_lines_are_batched_and_none_is_lost(caplog: pytest.LogCaptureFixture, store_url: str) -> None:
+    """Every request has its own JSON line, written in batches (fewer records than requests),
+    and the last batch is written when the server stops."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="wxtiles.access"), LiveServer(Settings(store=store_url)) as live:
+        with httpx.Client(base_url=live.url) as client:
+            ids = [client.get("/healthz").headers["x-request-id"] for _ in range(200)]
+    records = [r for r in caplog.records if r.name == "wxtiles.access"]
+    lines = [json.loads(line) for r in records for line in r.getMessage().splitlines()]
+    assert sorted(line["request_id"] for line in lines) == sorted(ids)
+    assert all(line["route"] == "/healthz" and line["status"] == 200 for line in lines)
+    assert len(records) < len(ids)
