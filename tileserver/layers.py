@@ -208,9 +208,10 @@ class _Entry:
                 raise self.fail(key, "missing")
             return default
         value = self.table[key]
-        if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise self.fail(key, f"expected {_kind_name(kind)}, got {value!r}")
-        if not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML's true is a Python int too: a number key must not take it.
+        wrong_bool = isinstance(value, bool) and bool not in kinds
+        if wrong_bool or not isinstance(value, kinds):
             raise self.fail(key, f"expected {_kind_name(kind)}, got {value!r}")
         return value
 
