@@ -58,7 +58,7 @@ STAGES_SCRIPT = r"""
 import json, resource, sys, time
 from pathlib import Path
 began = time.perf_counter()
-from ingest import pipeline
+from ingest import decode, pipeline
 from tileserver.layers import LAYERS
 from tileserver.storage import open_storage
 from tileserver.store import Store
@@ -75,13 +75,29 @@ def timed(name, function):
             peaks[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return wrapper
 
+def timed_fields(read_fields):
+    # The decoder yields one field per time step: time each step, holding no
+    # reference to a field while the pipeline works on it.
+    def wrapper(*args, **kwargs):
+        fields = read_fields(*args, **kwargs)
+        while True:
+            began = time.perf_counter()
+            ready = [next(fields, None)]
+            steps["decode (read_fields)"] = steps.get("decode (read_fields)", 0.0) + time.perf_counter() - began
+            peaks["decode (read_fields)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            if ready[0] is None:
+                return
+            yield ready.pop()
+    return wrapper
+
 mode, source, store_path = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 layer = LAYERS["reflectivity"]
 if mode == "cog":
-    field = timed("decode (read_field)", pipeline.read_field)(source, layer)
+    field = timed("decode (read_fields)", decode.read_field)(source, layer)
     timed("warp + COG (build_cog)", pipeline.build_cog)(field, layer, Path(store_path) / "alone.tif")
 else:
-    for name, label in (("read_field", "decode (read_field)"), ("build_cog", "warp + COG (build_cog)"),
+    pipeline.read_fields = timed_fields(pipeline.read_fields)
+    for name, label in (("build_cog", "warp + COG (build_cog)"),
                         ("_series", "series sidecar"), ("_motion", "motion estimation"),
                         ("_latest_motion", "latest-motion check")):
         if hasattr(pipeline, name):
