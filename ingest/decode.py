@@ -58,6 +58,7 @@ GDAL_READ_OPTIONS = {
     "GDAL_NETCDF_ASSUME_LONGLAT": "YES",
 }
 WEB_MERCATOR_MAX_LAT = 85.0511287798066
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Cells sampled for the plausibility check of a field.
 PLAUSIBILITY_SAMPLE = 1_000_000
 
@@ -162,11 +163,14 @@ def read_fields(
     if layer.blend:
         raise IngestError(f"layer {layer.id} is a view blended from {' and '.join(layer.blend)}; ingest into one of those")
     _check_file(path)
-    from ingest import odim  # here, not at the top: odim builds on this module's SourceField
+    if has_hdf5_signature(path):
+        # Here, not at the top: odim builds on this module's SourceField, and h5py
+        # costs every other ingest 11 MB.
+        from ingest import odim
 
-    if odim.is_odim(path):  # GDAL's HDF5 driver misplaces ODIM grids and ignores their gain and codes
-        yield odim.read_field(path, layer, time=time, run=run, band=band)
-        return
+        if odim.is_odim(path):  # GDAL's HDF5 driver misplaces ODIM grids and ignores their gain and codes
+            yield odim.read_field(path, layer, time=time, run=run, band=band)
+            return
     with _reading(path), open_source(path) as (src, stream):
         steps = _plan(src, layer, band)
         if time is not None and len(steps) > 1:
@@ -196,6 +200,22 @@ def read_field(
         return next(fields)
     finally:
         fields.close()
+
+
+def has_hdf5_signature(path: Path) -> bool:
+    """The HDF5 signature sits at byte 0, or after a user block of 512, 1024, 2048... bytes."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as stream:
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                stream.seek(offset)
+                if stream.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return True
+                offset = 512 if offset == 0 else offset * 2
+    except OSError as exc:
+        raise IngestError(f"unreadable: {_first_line(exc)}") from None
+    return False
 
 
 def _check_file(path: Path) -> None:

@@ -28,13 +28,12 @@ from pyproj.exceptions import CRSError as ProjCRSError
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from ingest.decode import MAX_OBSERVATION_LEAD, BandChoice, SourceField, _check_plausible, _first_line
+from ingest.decode import MAX_OBSERVATION_LEAD, BandChoice, SourceField, _check_plausible, _first_line, has_hdf5_signature
 from ingest.errors import IngestError
 from ingest.units import convert
 from tileserver.layers import Layer
 from tileserver.timeutil import TimeFormatError, checked_utc, format_utc, utcnow
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 CARTESIAN_OBJECTS = ("COMP", "IMAGE")
 # Objects that are not a map grid, and what each one is, for the refusal.
 NOT_GRIDS = {
@@ -64,7 +63,7 @@ def is_odim(path: Path) -> bool:
     An HDF5 file h5py cannot open is refused here: GDAL would fail on it too,
     less clearly.
     """
-    if not _has_hdf5_signature(path):
+    if not has_hdf5_signature(path):
         return False
     with _open(path) as h5:
         return _text(h5.attrs.get("Conventions", "")).startswith("ODIM_H5")
@@ -280,22 +279,6 @@ def _odim_time(what: dict[str, Any], date_key: str, time_key: str) -> datetime |
         return datetime.strptime(date + clock.ljust(6, "0"), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
     except ValueError:
         raise IngestError(f"has a what/{date_key} {date!r} and {time_key} {clock!r} that are not YYYYMMDD and HHMMSS") from None
-
-
-def _has_hdf5_signature(path: Path) -> bool:
-    """The HDF5 signature sits at byte 0, or after a user block of 512, 1024, 2048... bytes."""
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as stream:
-            offset = 0
-            while offset + len(HDF5_SIGNATURE) <= size:
-                stream.seek(offset)
-                if stream.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                    return True
-                offset = 512 if offset == 0 else offset * 2
-    except OSError as exc:
-        raise IngestError(f"unreadable: {_first_line(exc)}") from None
-    return False
 
 
 def _open(path: Path) -> h5py.File:
