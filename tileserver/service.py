@@ -487,7 +487,7 @@ class TileService:
                 code = self._read(frame, lambda dataset: read_point(dataset, lon, lat))
                 if code is not None and code != layer.encoding.nodata:
                     break
-            if target.under:
+            if layer.blend:  # which model the value came from, even where only one had a frame then
                 result["source"] = {"layer": frame.layer, "model": LAYERS[frame.layer].model, "run": format_utc(frame.run) if frame.run else None}
         return {**result, **self._value(layer, code)}
 

@@ -40,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 
 def point(server: LiveServer, layer: str, lon: float, lat: float, **extra: str) -> dict:
-    response = httpx.get(f"{server.url}/api/layers/{layer}/point", params={"lon": lon, "lat": lat, "time": VALID, **extra})
+    response = httpx.get(f"{server.url}/api/layers/{layer}/point", params={"lon": lon, "lat": lat, "time": VALID} | extra)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -87,8 +87,10 @@ def test_series_takes_the_model_that_covers_the_point(server: LiveServer) -> Non
         body = httpx.get(f"{server.url}/api/layers/best-temperature-2m/series", params={"lon": where[0], "lat": where[1]}).json()
         at_valid = next(v for v in body["values"] if v["time"] == VALID)
         assert at_valid["layer"] == source and at_valid["value"] == point(server, source, *where)["value"]
-    # GFS alone covers 20 Z (RUN + 2 h): the view still has that hour, everywhere.
+    # GFS alone covers 20 Z (RUN + 2 h): the view still has that hour, everywhere, and says whose it is.
     assert [v["time"] for v in body["values"]][-1] == "2026-11-27T20:00:00Z"
+    only_gfs = point(server, "best-temperature-2m", *inside, time="2026-11-27T20:00:00Z")
+    assert only_gfs["source"]["layer"] == "gfs-temperature-2m" and only_gfs["value"] is not None
 
 
 def test_metadata_says_which_model_fills_which_area(server: LiveServer) -> None:
