@@ -15,6 +15,7 @@ A field whose bulk is implausible for the layer (a unit mistake) is refused.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import io
 import logging
@@ -162,7 +163,7 @@ def read_fields(
     """
     if layer.blend:
         raise IngestError(f"layer {layer.id} is a view blended from {' and '.join(layer.blend)}; ingest into one of those")
-    _check_file(path)
+    check_file(path)
     if has_hdf5_signature(path):
         # Here, not at the top: odim builds on this module's SourceField, and h5py
         # costs every other ingest 11 MB.
@@ -171,8 +172,8 @@ def read_fields(
         if odim.is_odim(path):  # GDAL's HDF5 driver misplaces ODIM grids and ignores their gain and codes
             yield odim.read_field(path, layer, time=time, run=run, band=band)
             return
-    with _reading(path), open_source(path) as (src, stream):
-        steps = _plan(src, layer, band)
+    with reading(path), open_source(path) as (src, stream):
+        steps = plan_steps(src, layer, band)
         if time is not None and len(steps) > 1:
             raise IngestError(f"holds {len(steps)} time steps, each with its own time; leave out --time (or pick one with --band)")
         # Handed out of a list, so this suspended generator keeps no reference to the grid.
@@ -181,7 +182,7 @@ def read_fields(
     run = run or ready[0].run
     yield ready.pop()
     for step in steps[1:]:
-        with _reading(path), open_source(path) as (src, stream):
+        with reading(path), open_source(path) as (src, stream):
             ready.append(_read_step(src, stream, path, layer, step, time, run))
         yield ready.pop()
 
@@ -218,7 +219,7 @@ def has_hdf5_signature(path: Path) -> bool:
     return False
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     if path.is_dir():
         raise IngestError("is a directory, not a file")
     if not path.is_file():
@@ -228,7 +229,7 @@ def _check_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _reading(path: Path) -> Iterator[None]:
+def reading(path: Path) -> Iterator[None]:
     """GDAL's read options, and its failures as one-line :class:`IngestError`."""
     try:
         # We report a missing georeference ourselves, in one line.
@@ -254,21 +255,21 @@ class _Step:
     bands: tuple[int, ...]
 
 
-def _plan(src: rasterio.DatasetReader, layer: Layer, band: BandChoice | None) -> list[_Step]:
+def plan_steps(src: rasterio.DatasetReader, layer: Layer, band: BandChoice | None) -> list[_Step]:
     if band is not None and len(band) == 2 and not layer.selector.is_vector:
         raise IngestError(f"two bands (U,V) only make sense for a vector layer; {layer.id} takes one")
     if src.subdatasets and src.count == 0:
         names = _pick_subdatasets(src.subdatasets, layer)
         if band is not None:
             if len(band) != len(names):
-                raise IngestError(f"--band takes {len(names)} number(s) here, one per variable ({', '.join(_variable(n) for n in names)})")
+                raise IngestError(f"--band takes {len(names)} number(s) here, one per variable ({', '.join(variable_name(n) for n in names)})")
             return [_Step(tuple(names), band)]
         counts = []
         for name in names:
             with rasterio.open(name) as sub:
-                counts.append(_time_steps(sub, _variable(name)))
+                counts.append(_time_steps(sub, variable_name(name)))
         if len(set(counts)) != 1:
-            raise IngestError(f"variables {', '.join(_variable(n) for n in names)} have different numbers of time steps")
+            raise IngestError(f"variables {', '.join(variable_name(n) for n in names)} have different numbers of time steps")
         return [_Step(tuple(names), (index,) * len(names)) for index in range(1, counts[0] + 1)]
     if band is not None:
         return [_Step((None,) * len(band), band)]
@@ -277,7 +278,7 @@ def _plan(src: rasterio.DatasetReader, layer: Layer, band: BandChoice | None) ->
     return [_Step((None,), (index,)) for index in range(1, _time_steps(src, None) + 1)]
 
 
-def _variable(subdataset: str) -> str:
+def variable_name(subdataset: str) -> str:
     return subdataset.rsplit(":", 1)[-1]
 
 
@@ -301,11 +302,11 @@ def _is_time_axis(src: rasterio.DatasetReader, dimension: str) -> bool:
 
 def _pick_subdatasets(names: list[str], layer: Layer) -> list[str]:
     """The NetCDF variable of the field itself, else a pair of components to take the speed of."""
-    by_variable = {_variable(name): name for name in names}
+    by_variable = {variable_name(name): name for name in names}
     standard: dict[str, str] = {}
     for name in names:
         with rasterio.open(name) as sub:
-            found = sub.tags().get(f"{_variable(name)}#standard_name") or sub.tags(1).get("standard_name") if sub.count else None
+            found = sub.tags().get(f"{variable_name(name)}#standard_name") or sub.tags(1).get("standard_name") if sub.count else None
         if found:
             standard.setdefault(found, name)
 
@@ -347,10 +348,10 @@ def _read_step(
         values, transform = _crop_to_mercator(values, transform, crs)
         if codes is None:
             values = _clean(values, layer)
-            _check_plausible(values, layer, _unit_label(first, step.bands[0]))
+            check_plausible(values, layer, unit_label(first, step.bands[0]))
         else:
-            _check_plausible(layer.encoding.decode(_sample(values)), layer, _unit_label(first, step.bands[0]))
-        valid, reference = _frame_times(first, step.bands[0], path)
+            check_plausible(layer.encoding.decode(_sample(values)), layer, unit_label(first, step.bands[0]))
+        valid, reference = frame_times(first, step.bands[0], path)
         description = ", ".join(_describe(dataset, index) for dataset, index in zip(datasets, step.bands))
     valid = time or valid
     if valid is None:
@@ -413,7 +414,13 @@ def _cf_grid_mapping(src: rasterio.DatasetReader) -> CRS | None:
 
 def _is_lonlat(crs: CRS) -> bool:
     """Plain longitude/latitude: not a rotated pole, whose "longitudes" are the grid's own."""
-    return crs.is_geographic and not pyproj.CRS.from_wkt(crs.to_wkt()).is_derived
+    return crs.is_geographic and not _is_derived(crs.to_wkt())
+
+
+@functools.lru_cache(maxsize=64)
+def _is_derived(wkt: str) -> bool:
+    # Asked several times per field (rewrap, crop, the PNG fast path): parse each CRS once.
+    return pyproj.CRS.from_wkt(wkt).is_derived
 
 
 def _has_degree_axes(src: rasterio.DatasetReader) -> bool:
@@ -455,7 +462,7 @@ def _read_band(src: rasterio.DatasetReader, index: int, layer: Layer) -> np.ndar
     if offset not in (None, 0.0):
         values += offset
     values = values.astype(np.float32, copy=False)
-    return convert(values, _unit_label(src, index), layer.units, f"band {index}")
+    return convert(values, unit_label(src, index), layer.units, f"band {index}")
 
 
 def _needs_double(src: rasterio.DatasetReader, index: int) -> bool:
@@ -463,7 +470,7 @@ def _needs_double(src: rasterio.DatasetReader, index: int) -> bool:
     return src.dtypes[index - 1] in ("int32", "uint32", "float64", "int64", "uint64")
 
 
-def _unit_label(src: rasterio.DatasetReader, index: int) -> str | None:
+def unit_label(src: rasterio.DatasetReader, index: int) -> str | None:
     tags = src.tags(index)
     return tags.get("GRIB_UNIT") or tags.get("units") or (src.units[index - 1] if src.units else None) or None
 
@@ -516,7 +523,7 @@ def _sample(values: np.ndarray) -> np.ndarray:
     return values[::stride, ::stride]
 
 
-def _check_plausible(values: np.ndarray, layer: Layer, unit_label: str | None) -> None:
+def check_plausible(values: np.ndarray, layer: Layer, unit_label: str | None) -> None:
     """Refuse a field whose bulk lies outside the layer's plausible range.
 
     A unit mistake (Kelvin read as Celsius, Pa as hPa) moves the whole field;
@@ -582,7 +589,7 @@ def _crop_to_mercator(values: np.ndarray, transform: Affine, crs: CRS) -> tuple[
     return values[first:last], transform * Affine.translation(0, first)
 
 
-def _frame_times(src: rasterio.DatasetReader, index: int, path: Path) -> tuple[datetime | None, datetime | None]:
+def frame_times(src: rasterio.DatasetReader, index: int, path: Path) -> tuple[datetime | None, datetime | None]:
     tags = src.tags(index)
     if "GRIB_VALID_TIME" in tags:
         return _epoch(tags["GRIB_VALID_TIME"]), _epoch(tags.get("GRIB_REF_TIME"))

@@ -52,11 +52,11 @@ class FileInfo:
 def inspect_file(path: Path) -> FileInfo:
     info = FileInfo(str(path))
     try:
-        decode._check_file(path)
+        decode.check_file(path)
         if odim.is_odim(path):
             _describe_odim(path, info)
             return info
-        with decode._reading(path), decode.open_source(path) as (src, _):
+        with decode.reading(path), decode.open_source(path) as (src, _):
             _describe_file(src, path, info)
     except IngestError as exc:
         info.error = str(exc)
@@ -65,13 +65,13 @@ def inspect_file(path: Path) -> FileInfo:
 
 def _describe_odim(path: Path, info: FileInfo) -> None:
     info.format = "ODIM_H5"
-    with odim._open(path) as h5:
-        fields = odim._fields(h5, odim._attrs(h5, "what"))
-        info.format = f"ODIM_H5 {odim._text(odim._attrs(h5, 'what').get('object', ''))}".strip()
+    with odim.open_odim(path) as h5:
+        fields = odim.data_fields(h5, odim.attributes(h5, "what"))
+        info.format = f"ODIM_H5 {odim.text(odim.attributes(h5, 'what').get('object', ''))}".strip()
         for found in fields:
             data = h5[f"{found.path}/data"]
             try:
-                valid = odim._odim_time(found.what, "date", "time") or odim._odim_time(found.what, "enddate", "endtime")
+                valid = odim.odim_time(found.what, "date", "time") or odim.odim_time(found.what, "enddate", "endtime")
             except IngestError:
                 valid = None
             info.fields.append(FieldInfo(
@@ -82,14 +82,14 @@ def _describe_odim(path: Path, info: FileInfo) -> None:
             if info.width is None and data.ndim == 2:
                 info.height, info.width = data.shape
                 with contextlib.suppress(IngestError):
-                    crs, transform = odim._grid(found.where, data.shape)
+                    crs, transform = odim.grid(found.where, data.shape)
                     info.crs = crs.to_proj4() or crs.to_wkt()[:80]
                     edges = rasterio.transform.array_bounds(data.shape[0], data.shape[1], transform)
                     west, south, east, north = transform_bounds(crs, "EPSG:4326", *edges, densify_pts=21)
                     info.bounds = [round(v, 4) for v in (west, south, east, north)]
         for layer in LAYERS.values():
             try:
-                chosen = odim._choose(fields, layer)
+                chosen = odim.choose_field(fields, layer)
                 info.layers[layer.id] = {"bands": [chosen.path], "steps": 1, "speed": False}
             except IngestError as exc:
                 info.layers[layer.id] = {"reason": str(exc)}
@@ -100,7 +100,7 @@ def _describe_file(src: rasterio.DatasetReader, path: Path, info: FileInfo) -> N
     datasets = [(None, src)] if not (src.subdatasets and src.count == 0) else None
     with contextlib.ExitStack() as stack:
         if datasets is None:
-            datasets = [(decode._variable(name), stack.enter_context(rasterio.open(name))) for name in src.subdatasets]
+            datasets = [(decode.variable_name(name), stack.enter_context(rasterio.open(name))) for name in src.subdatasets]
         grid = next((d for _, d in datasets if d.crs is not None), datasets[0][1])
         info.width, info.height = grid.width, grid.height
         info.crs = _crs_text(grid)
@@ -118,7 +118,7 @@ def _describe_file(src: rasterio.DatasetReader, path: Path, info: FileInfo) -> N
 def _field(dataset: rasterio.DatasetReader, variable: str | None, index: int, path: Path) -> FieldInfo:
     tags = dataset.tags(index)
     try:
-        valid, reference = decode._frame_times(dataset, index, path)
+        valid, reference = decode.frame_times(dataset, index, path)
         valid_text = format_utc(valid) if valid else None
     except IngestError as exc:
         valid_text, reference = f"({exc})", None
@@ -127,7 +127,7 @@ def _field(dataset: rasterio.DatasetReader, variable: str | None, index: int, pa
         band=f"{variable}:{index}" if variable else str(index),
         name=name,
         level=tags.get("GRIB_SHORT_NAME", ""),
-        units=decode._unit_label(dataset, index) or "",
+        units=decode.unit_label(dataset, index) or "",
         description=tags.get("GRIB_COMMENT") or tags.get("long_name") or tags.get("standard_name") or "",
         valid=valid_text,
         reference=format_utc(reference) if isinstance(reference, datetime) else None,
@@ -137,16 +137,16 @@ def _field(dataset: rasterio.DatasetReader, variable: str | None, index: int, pa
 def _layer_choice(src: rasterio.DatasetReader, layer: Layer) -> dict[str, Any]:
     """Where ``wxtiles ingest --layer`` would take this layer's field from, or why it would not."""
     try:
-        steps = decode._plan(src, layer, None)
+        steps = decode.plan_steps(src, layer, None)
         step = steps[0]
         with contextlib.ExitStack() as stack:
             datasets = [src if name is None else stack.enter_context(rasterio.open(name)) for name in step.sources]
             decode.georeference(datasets[0])
             for dataset, index in zip(datasets, step.bands):
-                convert(np.zeros(1, np.float32), decode._unit_label(dataset, index), layer.units, f"band {index}")
+                convert(np.zeros(1, np.float32), decode.unit_label(dataset, index), layer.units, f"band {index}")
     except IngestError as exc:
         return {"reason": str(exc)}
-    bands = [f"{decode._variable(name)}:{index}" if name else str(index) for name, index in zip(step.sources, step.bands)]
+    bands = [f"{decode.variable_name(name)}:{index}" if name else str(index) for name, index in zip(step.sources, step.bands)]
     return {"bands": bands, "steps": len(steps), "speed": len(bands) == 2}
 
 

@@ -28,7 +28,7 @@ from pyproj.exceptions import CRSError as ProjCRSError
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
-from ingest.decode import MAX_OBSERVATION_LEAD, BandChoice, SourceField, _check_plausible, _first_line, has_hdf5_signature
+from ingest.decode import MAX_OBSERVATION_LEAD, BandChoice, SourceField, check_plausible, _first_line, has_hdf5_signature
 from ingest.errors import IngestError
 from ingest.units import convert
 from tileserver.layers import Layer
@@ -50,7 +50,7 @@ _NUMBERED = re.compile(r"^(dataset|data)(\d+)$")
 
 
 @dataclass(frozen=True)
-class _Field:
+class DataField:
     path: str  # e.g. "dataset1/data1"
     quantity: str
     what: dict[str, Any]  # root, dataset and data ``what`` merged, the innermost winning
@@ -65,8 +65,8 @@ def is_odim(path: Path) -> bool:
     """
     if not has_hdf5_signature(path):
         return False
-    with _open(path) as h5:
-        return _text(h5.attrs.get("Conventions", "")).startswith("ODIM_H5")
+    with open_odim(path) as h5:
+        return text(h5.attrs.get("Conventions", "")).startswith("ODIM_H5")
 
 
 def read_field(
@@ -80,7 +80,7 @@ def read_field(
     """The layer's field of an ODIM_H5 Cartesian product, as :func:`ingest.decode.read_field` returns it."""
     if band is not None:
         raise IngestError("--band does not apply to ODIM_H5 files: the layer's ODIM quantity picks the field")
-    with _open(path) as h5:
+    with open_odim(path) as h5:
         try:
             return _read(h5, layer, time, run)
         except (OSError, KeyError) as exc:  # h5py reports a damaged file in these
@@ -90,8 +90,8 @@ def read_field(
 
 
 def _read(h5: h5py.File, layer: Layer, time: datetime | None, run: datetime | None) -> SourceField:
-    root_what = _attrs(h5, "what")
-    kind = _text(root_what.get("object", ""))
+    root_what = attributes(h5, "what")
+    kind = text(root_what.get("object", ""))
     if kind in NOT_GRIDS:
         raise IngestError(
             f"is an ODIM_H5 {NOT_GRIDS[kind]} (object {kind}), not a map grid; wxtiles ingests Cartesian "
@@ -99,33 +99,33 @@ def _read(h5: h5py.File, layer: Layer, time: datetime | None, run: datetime | No
         )
     if kind not in CARTESIAN_OBJECTS:
         raise IngestError(f"is ODIM_H5 object {kind or '(none given in /what/object)'}; wxtiles ingests {' and '.join(CARTESIAN_OBJECTS)} only")
-    chosen = _choose(_fields(h5, root_what), layer)
+    chosen = choose_field(data_fields(h5, root_what), layer)
     raw = h5[f"{chosen.path}/data"]
     if raw.ndim != 2:
         raise IngestError(f"{chosen.path}/data has {raw.ndim} dimensions; a Cartesian product has 2")
-    crs, transform = _grid(chosen.where, raw.shape)
+    crs, transform = grid(chosen.where, raw.shape)
     values = _physical(raw[()], chosen, layer)
-    _check_plausible(values, layer, f"ODIM quantity {chosen.quantity}")
+    check_plausible(values, layer, f"ODIM quantity {chosen.quantity}")
     valid, reference = _times(chosen.what, time, run, layer)
     description = f"ODIM {kind} {chosen.quantity} ({chosen.path})"
     return SourceField(values, crs, transform, valid, reference, description)
 
 
-def _fields(h5: h5py.File, root_what: dict[str, Any]) -> list[_Field]:
+def data_fields(h5: h5py.File, root_what: dict[str, Any]) -> list[DataField]:
     """Every ``datasetN/dataM`` with its merged metadata, in file order."""
-    root_where = _attrs(h5, "where")
+    root_where = attributes(h5, "where")
     fields = []
     for dataset_name in _numbered(h5, "dataset"):
         dataset = h5[dataset_name]
-        dataset_what = {**root_what, **_attrs(dataset, "what")}
-        where = {**root_where, **_attrs(dataset, "where")}
+        dataset_what = {**root_what, **attributes(dataset, "what")}
+        where = {**root_where, **attributes(dataset, "where")}
         for data_name in _numbered(dataset, "data"):
             group = dataset[data_name]
             if "data" not in group:
                 continue
-            what = {**dataset_what, **_attrs(group, "what")}
-            quantity = _text(what.get("quantity", ""))
-            fields.append(_Field(f"{dataset_name}/{data_name}", quantity, what, where))
+            what = {**dataset_what, **attributes(group, "what")}
+            quantity = text(what.get("quantity", ""))
+            fields.append(DataField(f"{dataset_name}/{data_name}", quantity, what, where))
     return fields
 
 
@@ -134,7 +134,7 @@ def _numbered(group: h5py.Group, prefix: str) -> list[str]:
     return [name for _, name in sorted(names)]
 
 
-def _choose(fields: list[_Field], layer: Layer) -> _Field:
+def choose_field(fields: list[DataField], layer: Layer) -> DataField:
     """The first field of the layer's most preferred quantity."""
     wanted = layer.selector.odim
     for quantity in wanted:
@@ -147,7 +147,7 @@ def _choose(fields: list[_Field], layer: Layer) -> _Field:
     raise IngestError(f"no ODIM_H5 quantity for layer {layer.id} (looked for {', '.join(wanted)}; file has {present})")
 
 
-def _grid(where: dict[str, Any], shape: tuple[int, int]) -> tuple[CRS, Affine]:
+def grid(where: dict[str, Any], shape: tuple[int, int]) -> tuple[CRS, Affine]:
     """The CRS and north-up geotransform from ``where/projdef`` and the corners.
 
     The corners (LL, UL, UR, LR lon/lat, WGS84 as GDAL and pySTEPS read them)
@@ -162,7 +162,7 @@ def _grid(where: dict[str, Any], shape: tuple[int, int]) -> tuple[CRS, Affine]:
     refused. Without scales the corners are edges, as the specification says.
     """
     rows, cols = shape
-    projdef = _text(where.get("projdef", ""))
+    projdef = text(where.get("projdef", ""))
     if not projdef:
         raise IngestError("has no where/projdef, so its grid cannot be placed")
     try:
@@ -219,7 +219,7 @@ def _reading(span: float, size: int, scale: float | None, name: str) -> str | No
     )
 
 
-def _physical(raw: np.ndarray, field: _Field, layer: Layer) -> np.ndarray:
+def _physical(raw: np.ndarray, field: DataField, layer: Layer) -> np.ndarray:
     """``raw * gain + offset`` in the layer's units; NaN for nodata and NaN, "no echo" for undetect."""
     what = field.what
     gain = _number(what.get("gain", 1.0))
@@ -258,7 +258,7 @@ def _times(what: dict[str, Any], time: datetime | None, run: datetime | None, la
     stands in only when a file lacks ``date``/``time``.
     """
     if time is None:
-        time = _odim_time(what, "date", "time") or _odim_time(what, "enddate", "endtime")
+        time = odim_time(what, "date", "time") or odim_time(what, "enddate", "endtime")
     if time is None:
         raise IngestError("carries no time (what/date and what/time); pass --time")
     try:
@@ -271,17 +271,17 @@ def _times(what: dict[str, Any], time: datetime | None, run: datetime | None, la
     return valid, reference
 
 
-def _odim_time(what: dict[str, Any], date_key: str, time_key: str) -> datetime | None:
+def odim_time(what: dict[str, Any], date_key: str, time_key: str) -> datetime | None:
     if date_key not in what or time_key not in what:
         return None
-    date, clock = _text(what[date_key]), _text(what[time_key])
+    date, clock = text(what[date_key]), text(what[time_key])
     try:
         return datetime.strptime(date + clock.ljust(6, "0"), "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
     except ValueError:
         raise IngestError(f"has a what/{date_key} {date!r} and {time_key} {clock!r} that are not YYYYMMDD and HHMMSS") from None
 
 
-def _open(path: Path) -> h5py.File:
+def open_odim(path: Path) -> h5py.File:
     try:
         # No HDF5 file lock: a read-only share (or a file another reader holds) must still open.
         return h5py.File(path, "r", locking=False)
@@ -289,12 +289,12 @@ def _open(path: Path) -> h5py.File:
         raise IngestError(f"truncated or corrupt HDF5 file ({_first_line(exc)})") from None
 
 
-def _attrs(group: h5py.Group, name: str) -> dict[str, Any]:
+def attributes(group: h5py.Group, name: str) -> dict[str, Any]:
     child = group.get(name)
     return dict(child.attrs) if isinstance(child, h5py.Group) else {}
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     if isinstance(value, np.ndarray):
         value = value.item() if value.size == 1 else b"".join(np.atleast_1d(value).tolist())
     if isinstance(value, bytes | np.bytes_):
@@ -306,7 +306,7 @@ def _number(value: Any) -> float:
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.item()
     try:
-        return float(_text(value) if isinstance(value, bytes | np.bytes_ | str) else value)
+        return float(text(value) if isinstance(value, bytes | np.bytes_ | str) else value)
     except (TypeError, ValueError):
         raise IngestError(f"has a non-numeric ODIM_H5 attribute value {value!r}") from None
 
