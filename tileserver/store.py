@@ -333,6 +333,10 @@ class PublishResult:
     status: Literal["published", "unchanged"]
 
 
+def _catalog_parser(layer_id: str) -> Callable[[bytes | None], Catalog]:
+    return lambda raw: Catalog.from_bytes(layer_id, raw) if raw is not None else Catalog(layer_id)
+
+
 @dataclass
 class Store:
     storage: Storage
@@ -419,11 +423,15 @@ class Store:
         self._update_catalog(layer_id, set_motion)
 
     def _load_versioned(self, layer_id: str) -> tuple[Catalog, str | None]:
+        return self._read_versioned(catalog_key(layer_id), _catalog_parser(layer_id))
+
+    def _read_versioned(self, key: str, parse: Callable[[bytes | None], Any]) -> tuple[Any, str | None]:
+        """An object parsed (``parse(None)`` when absent) and the version its compare-and-swap writes against."""
         try:
-            raw, version = self.storage.read_versioned(catalog_key(layer_id))
+            raw, version = self.storage.read_versioned(key)
         except KeyNotFound:
-            return Catalog(layer_id), None
-        return Catalog.from_bytes(layer_id, raw), version
+            raw, version = None, None
+        return parse(raw), version
 
     def _update_catalog(self, layer_id: str, change: Callable[[Catalog], Catalog | None],
                         read: tuple[Catalog, str | None] | None = None) -> Catalog:
@@ -433,8 +441,7 @@ class Store:
         ``read`` is a catalog and version the caller just read, used first.
         """
         return self._compare_and_swap(
-            catalog_key(layer_id), lambda raw: Catalog.from_bytes(layer_id, raw) if raw is not None else Catalog(layer_id),
-            change, lambda catalog: catalog.to_bytes(), f"catalog of layer {layer_id!r}", read,
+            catalog_key(layer_id), _catalog_parser(layer_id), change, lambda catalog: catalog.to_bytes(), f"catalog of layer {layer_id!r}", read,
         )
 
     def load_verification(self, layer_id: str) -> Record | None:
@@ -470,14 +477,7 @@ class Store:
                           encode: Callable[[Any], bytes], what: str, read: tuple[Any, str | None] | None = None) -> Any:
         """``read``: the parsed value and version the caller just read, tried first (saves a read and a parse)."""
         for attempt in range(CATALOG_UPDATE_ATTEMPTS):
-            if read is not None and attempt == 0:
-                current, version = read
-            else:
-                try:
-                    raw, version = self.storage.read_versioned(key)
-                except KeyNotFound:
-                    raw, version = None, None
-                current = parse(raw)
+            current, version = read if read is not None and attempt == 0 else self._read_versioned(key, parse)
             changed = change(current)
             if changed is None:
                 return current
