@@ -6,8 +6,8 @@
 # Layout in the final image:
 #   /opt/venv   the dependencies, the `wxtiles` entry point and the project's metadata
 #   /app        tileserver/ renderers/ colormaps/ ingest/ frontend/ laid out as in the
-#               repository, on PYTHONPATH: tileserver/app.py finds the viewer at
-#               Path(tileserver/app.py).parent.parent / "frontend" = /app/frontend
+#               repository, on PYTHONPATH: tileserver/http/app.py finds the viewer at
+#               the package's parent / "frontend" = /app/frontend
 #   /data       the default local store (WXTILES_STORE); mount a volume or use s3://
 #
 # Runs as uid 10001 and works with a read-only root filesystem as long as /tmp is
@@ -38,7 +38,7 @@ COPY ingest/ ingest/
 # `pip install .` resolves the dependencies (all binary wheels: rasterio and pyproj
 # bundle GDAL and PROJ, uvicorn[standard] brings uvloop and httptools) and writes the
 # `wxtiles` entry point. The installed copy of the packages is then removed: the code
-# lives once, in /app, where tileserver/app.py finds frontend/ beside it.
+# lives once, in /app, where tileserver/http/app.py finds frontend/ beside it.
 RUN pip install . \
  && site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && rm -rf "$site/tileserver" "$site/renderers" "$site/colormaps" "$site/ingest" \
@@ -85,7 +85,7 @@ COPY --from=frontend /src/frontend/node_modules/uplot/LICENSE /app/frontend/node
 # Byte-compile now: the root filesystem is read-only at run time.
 RUN python -m compileall -q /app \
  && wxtiles --help > /dev/null \
- && python -c "import tileserver.app as a; assert all((a.FRONTEND / 'node_modules' / f).is_file() for f in ('leaflet/dist/leaflet.js', 'uplot/dist/uPlot.iife.min.js')), a.FRONTEND"
+ && python -c "import tileserver.http.app as a; assert all((a.FRONTEND / 'node_modules' / f).is_file() for f in ('leaflet/dist/leaflet.js', 'uplot/dist/uPlot.iife.min.js')), a.FRONTEND"
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

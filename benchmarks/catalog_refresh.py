@@ -35,10 +35,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.servers import free_port  # noqa: E402
-from tileserver.layers import LAYERS  # noqa: E402
-from tileserver.service import TileService  # noqa: E402
-from tileserver.settings import Settings  # noqa: E402
-from tileserver.storage import Storage, open_storage  # noqa: E402
+from tileserver.core.layers import LAYERS  # noqa: E402
+from tileserver.service.tiles import TileService  # noqa: E402
+from tileserver.core.settings import Settings  # noqa: E402
+from tileserver.store.storage import Storage, open_storage  # noqa: E402
 from tileserver.store import Catalog, Frame, Store, catalog_key, frame_key, motion_key, series_key  # noqa: E402
 
 FRAMES = 1440

@@ -4,7 +4,7 @@ Run by hand: ``.venv/bin/python benchmarks/ingest.py [--repeat 3] [--quick]``.
 Needs GDAL's tools and GNU time: ``apt-get install -y gdal-bin time``.
 
 One synthetic continental-US reflectivity grid at 0.01 deg (7000 x 3500 float32, from
-``ingest.synthetic.radar_sequence``) is written as an MRMS ``.grib2.gz``. The frame
+``ingest.demo.synthetic.radar_sequence``) is written as an MRMS ``.grib2.gz``. The frame
 five minutes before it is ingested first (not timed), so the timed ingest runs the
 whole pipeline as in production: decode, quantise, warp and write the COG, the
 point-series sidecar, motion estimation against the earlier frame, publish, prune.
@@ -59,8 +59,8 @@ import json, resource, sys, time
 from pathlib import Path
 began = time.perf_counter()
 from ingest import decode, pipeline
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 steps = {"import": time.perf_counter() - began}
 peaks = {"import": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -184,8 +184,8 @@ def main() -> None:
     if not Path("/usr/bin/time").exists():
         raise SystemExit("/usr/bin/time not found: apt-get install -y time")
 
-    from ingest import samples, synthetic
-    from tileserver.timeutil import utcnow
+    from ingest.demo import samples, synthetic
+    from tileserver.core.timeutil import utcnow
 
     import rasterio
 

@@ -22,8 +22,8 @@ import httpx
 
 from benchmarks.servers import wxtiles_serving
 from ingest.pipeline import ingest_file
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 MRMS = Path(__file__).resolve().parents[2] / "shared" / "data" / "mrms-20190610"

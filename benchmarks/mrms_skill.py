@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.servers import wxtiles_serving  # noqa: E402
-from tileserver.timeutil import format_utc  # noqa: E402
+from tileserver.core.timeutil import format_utc  # noqa: E402
 
 MRMS_DIR = ROOT.parent / "shared" / "data" / "mrms-20190610"
 LAYER = "precip-rate"
@@ -230,8 +230,8 @@ def run(folder: Path = MRMS_DIR, inits: list[str] = ("00:10", "00:20", "00:30"),
 def time_motion(store_url: str, valid: datetime) -> float | None:
     """Seconds of ``ingest.motion.build_motion`` for the continental frame at ``valid`` (best of 2)."""
     from ingest.motion import build_motion
-    from tileserver.layers import LAYERS
-    from tileserver.storage import open_storage
+    from tileserver.core.layers import LAYERS
+    from tileserver.store.storage import open_storage
     from tileserver.store import Store
 
     store = Store(open_storage(store_url))

@@ -41,7 +41,7 @@ with no event in forecast or observation is left out of the mean.
 Sequences: synthetic ones with known motion (uniform translation with a
 no-coverage corner, solid-body rotation, shear, and translation with cells
 that grow and decay), the SYNTHETIC storms of
-``ingest.synthetic.radar_sequence`` over the CONUS, and any real sequence
+``ingest.demo.synthetic.radar_sequence`` over the CONUS, and any real sequence
 of GeoTIFF/GRIB files given with ``--sequence`` (read with rasterio; MRMS
 ``.grib2.gz`` through ``/vsigzip/``; -999 = no coverage, -99 = no echo).
 """
@@ -68,7 +68,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import mrms_skill  # noqa: E402
-from ingest.synthetic import radar_sequence  # noqa: E402
+from ingest.demo.synthetic import radar_sequence  # noqa: E402
 from renderers.nowcast import motion  # noqa: E402
 
 DBZ_THRESHOLDS = (20.0, 30.0, 40.0)
@@ -283,7 +283,7 @@ def conus_sequence(n_frames: int, shape: tuple[int, int], seed: int) -> Seq:
     start = datetime(2026, 11, 27, 18, 0, tzinfo=timezone.utc)
     frames = [mrms_codes(d) for _, d in radar_sequence(start, steps=n_frames, shape=shape, seed=seed)]
     return Seq(f"synthetic-conus-s{seed}", frames, 5.0,
-               f"ingest.synthetic.radar_sequence, {shape[0]}x{shape[1]} over CONUS (~{7000 / shape[1] * 1.0:.0f} km px), seed {seed}")
+               f"ingest.demo.synthetic.radar_sequence, {shape[0]}x{shape[1]} over CONUS (~{7000 / shape[1] * 1.0:.0f} km px), seed {seed}")
 
 
 _STAMP = re.compile(r"(\d{8})[-_T]?(\d{4,6})")
@@ -579,7 +579,7 @@ def print_summary(results: list[Result], max_lead: int) -> None:
 def timing_section(specs: list[tuple[str, dict]], with_pysteps: bool, full: bool, pysteps_full: bool) -> None:
     print()
     print("=" * 100)
-    print("Motion-estimation time on SYNTHETIC CONUS frames (ingest.synthetic.radar_sequence), best of 3 runs, "
+    print("Motion-estimation time on SYNTHETIC CONUS frames (ingest.demo.synthetic.radar_sequence), best of 3 runs, "
           f"{cv2.getNumThreads()} OpenCV threads, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
           "(other processes on the machine inflate these)")
     shapes = [(875, 1750), (1750, 3500)] + ([(3500, 7000)] if full else [])

@@ -30,12 +30,12 @@ import mercantile
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.servers import wxtiles_serving  # noqa: E402
-from ingest import samples, synthetic  # noqa: E402
+from ingest.demo import samples, synthetic  # noqa: E402
 from ingest.pipeline import ingest_file  # noqa: E402
-from tileserver.layers import LAYERS  # noqa: E402
-from tileserver.storage import open_storage  # noqa: E402
+from tileserver.core.layers import LAYERS  # noqa: E402
+from tileserver.store.storage import open_storage  # noqa: E402
 from tileserver.store import Store  # noqa: E402
-from tileserver.timeutil import format_utc, utcnow  # noqa: E402
+from tileserver.core.timeutil import format_utc, utcnow  # noqa: E402
 
 
 def build_store(folder: Path, frames: int) -> tuple[Store, float]:

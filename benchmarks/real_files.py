@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import LiveServer  # noqa: E402
 from tests.ingest.fidelity import measure  # noqa: E402
 from tests.ingest.real_cases import CASES, REDUCED  # noqa: E402
-from tileserver.settings import Settings  # noqa: E402
+from tileserver.core.settings import Settings  # noqa: E402
 
 REFUSED = [(REDUCED, "wind-speed-10m")]
 

@@ -31,12 +31,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.servers import free_port, wxtiles_serving  # noqa: E402
-from ingest import samples, synthetic  # noqa: E402
+from ingest.demo import samples, synthetic  # noqa: E402
 from ingest.pipeline import ingest_file  # noqa: E402
-from tileserver.layers import LAYERS  # noqa: E402
-from tileserver.storage import open_storage  # noqa: E402
+from tileserver.core.layers import LAYERS  # noqa: E402
+from tileserver.store.storage import open_storage  # noqa: E402
 from tileserver.store import Catalog, Store, catalog_key, frame_key, series_key  # noqa: E402
-from tileserver.timeutil import utcnow  # noqa: E402
+from tileserver.core.timeutil import utcnow  # noqa: E402
 
 RADAR = LAYERS["reflectivity"]
 

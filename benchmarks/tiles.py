@@ -267,8 +267,8 @@ class Dataset:
 
 
 def build_data(folder: Path, peer_python: Path) -> Dataset:
-    from ingest import samples, synthetic
-    from tileserver.timeutil import utcnow
+    from ingest.demo import samples, synthetic
+    from tileserver.core.timeutil import utcnow
 
     end = utcnow().replace(second=0, microsecond=0) - timedelta(minutes=10)
     valid = end - timedelta(minutes=end.minute % 5)
@@ -581,10 +581,10 @@ def probe_full_cache(store: Path, captured: Path) -> None:
     import mercantile
 
     from renderers.png import transparent_png
-    from tileserver.app import build_service
-    from tileserver.layers import LAYERS
-    from tileserver.params import TileRequest
-    from tileserver.settings import Settings
+    from tileserver.http.app import build_service
+    from tileserver.core.layers import LAYERS
+    from tileserver.service.params import TileRequest
+    from tileserver.core.settings import Settings
 
     def rss_mb() -> float:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -6,7 +6,7 @@ The real MRMS ``PrecipRate`` sequence (``../shared/data/mrms-20190610``, 2-minut
 frames) is ingested file by file into a fresh store through the real pipeline,
 with the verification step taken out of it and timed on its own right after: so
 each row shows the ingest without verification and the verification it adds.
-At the end, the scores pooled over the run (``tileserver.verification.summary``)
+At the end, the scores pooled over the run (``tileserver.core.verification.summary``)
 beside the same scoring of Eulerian persistence (the base frame unmoved), so the
 numbers have a reference. Not a test: compare the columns of one run.
 """
@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ingest import pipeline, verify  # noqa: E402
-from tileserver.layers import LAYERS  # noqa: E402
-from tileserver.storage import open_storage  # noqa: E402
+from tileserver.core.layers import LAYERS  # noqa: E402
+from tileserver.store.storage import open_storage  # noqa: E402
 from tileserver.store import Store  # noqa: E402
-from tileserver.verification import summary  # noqa: E402
+from tileserver.core.verification import summary  # noqa: E402
 
 DEFAULT_SEQUENCE = str(REPO.parent / "shared" / "data" / "mrms-20190610" / "PrecipRate_00.00_*.grib2")
 

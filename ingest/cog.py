@@ -21,7 +21,7 @@ from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 
 from ingest.decode import SourceField, quiet_georeference
-from tileserver.layers import Encoding, Layer
+from tileserver.core.layers import Encoding, Layer
 from tileserver.store import Bounds
 
 try:

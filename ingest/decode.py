@@ -42,8 +42,8 @@ from ingest.cf_time import cf_time
 from ingest.errors import IngestError
 from ingest.gribgrid import grid_problem
 from ingest.units import convert
-from tileserver.layers import Layer
-from tileserver.timeutil import TimeFormatError, checked_utc, format_utc, parse_utc, utcnow
+from tileserver.core.layers import Layer
+from tileserver.core.timeutil import TimeFormatError, checked_utc, format_utc, parse_utc, utcnow
 
 # GDAL options that make decoding predictable:
 # - GRIB values in the units the message holds: GDAL's normalisation (K -> degC)

@@ -20,8 +20,8 @@ from rasterio.warp import transform_bounds
 from ingest import decode, odim
 from ingest.errors import IngestError
 from ingest.units import convert
-from tileserver.layers import LAYERS, Layer
-from tileserver.timeutil import format_utc
+from tileserver.core.layers import LAYERS, Layer
+from tileserver.core.timeutil import format_utc
 
 
 @dataclass

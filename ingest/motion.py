@@ -21,8 +21,8 @@ from affine import Affine
 
 from ingest.cog import ZOOM0_RESOLUTION
 from renderers.nowcast.motion import MAX_SIZE, estimate_motion
-from tileserver.layers import Layer
-from tileserver.reader import read_area
+from tileserver.core.layers import Layer
+from tileserver.core.reader import read_area
 from tileserver.store import Catalog, Store
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from rasterio.errors import CRSError
 from ingest.decode import MAX_OBSERVATION_LEAD, BandChoice, SourceField, check_plausible, _first_line, has_hdf5_signature
 from ingest.errors import IngestError
 from ingest.units import convert
-from tileserver.layers import Layer
-from tileserver.timeutil import TimeFormatError, checked_utc, format_utc, utcnow
+from tileserver.core.layers import Layer
+from tileserver.core.timeutil import TimeFormatError, checked_utc, format_utc, utcnow
 
 CARTESIAN_OBJECTS = ("COMP", "IMAGE")
 # Objects that are not a map grid, and what each one is, for the refusal.

@@ -19,9 +19,9 @@ from ingest.decode import BandChoice, SourceField, read_fields
 from ingest.errors import IngestError
 from ingest.motion import build_motion, ensure_latest_motion
 from ingest.verify import verify_observation
-from tileserver.layers import Layer
-from tileserver.series import write_sidecar
-from tileserver.storage import StorageError
+from tileserver.core.layers import Layer
+from tileserver.store.series import write_sidecar
+from tileserver.store.storage import StorageError
 from tileserver.store import FrameConflictError, PublishResult, Store
 
 

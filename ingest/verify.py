@@ -29,10 +29,10 @@ from ingest.cog import ZOOM0_RESOLUTION
 from renderers.nowcast.advection import MotionField, trace
 from renderers.nowcast.tiles import ORIGIN, departure_grid, load_motion
 from renderers.nowcast.verification import contingency
-from tileserver.layers import Layer
-from tileserver.reader import read_area
+from tileserver.core.layers import Layer
+from tileserver.core.reader import read_area
 from tileserver.store import Catalog, CatalogError, Frame, Store
-from tileserver.verification import Case, Record, verified_leads
+from tileserver.core.verification import Case, Record, verified_leads
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Stored codes to colours, through a lookup table built once per layer and colormap.
 
-A frame stores integer codes (see :class:`tileserver.layers.Encoding`), so every
+A frame stores integer codes (see :class:`tileserver.core.layers.Encoding`), so every
 colour a tile can take is known in advance: decode all codes, colour them once,
 and a tile becomes one ``numpy.take``. Interval colormaps give palette indices
 (small 8-bit PNGs); continuous ones give RGBA.
@@ -15,7 +15,7 @@ import numpy as np
 
 import colormaps
 from colormaps import RGBA
-from tileserver.layers import get_layer
+from tileserver.core.layers import get_layer
 
 
 class ColormapMismatchError(ValueError):

@@ -1,6 +1,6 @@
 """Animated loops: a layer's recent frames and its nowcast over a lon/lat box, as WebP, GIF or APNG.
 
-Framework-free, like :mod:`tileserver.service`: the HTTP route only calls
+Framework-free, like :mod:`tileserver.service.tiles`: the HTTP route only calls
 
     request = loop_params(layer_id, fmt, query, horizon_min=settings.nowcast_horizon_min)
     plan = plan_loop(service, request)          # frames, ETag, Cache-Control: no rendering (for 304s)
@@ -11,7 +11,7 @@ How a loop is made:
 - **Frames.** The last ``frames`` stored frames ending at ``time`` (``latest`` or an
   ISO time naming a stored frame), then, when that end is the layer's latest
   observation, its nowcast frames up to ``nowcast`` minutes ahead (the same
-  :class:`~tileserver.service.Target` objects the tile URLs resolve to). Forecast
+  :class:`~tileserver.service.tiles.Target` objects the tile URLs resolve to). Forecast
   (model) layers loop over their visible valid times (newest run per time).
 - **Pixels.** Each frame is composed from the service's own 256-px colour tiles
   (``TileService.render_tile``), so nowcasts, colormaps and the tile cache all come
@@ -59,11 +59,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from renderers.png import transparent_png
-from tileserver.errors import BadRequest, NotFound
-from tileserver.layers import Layer
-from tileserver.params import FrameTime, TileRequest, colormap_name_param, layer_param, time_param
-from tileserver.service import RENDER_VERSION, Target, TileService
-from tileserver.timeutil import format_utc
+from tileserver.service.errors import BadRequest, NotFound
+from tileserver.core.layers import Layer
+from tileserver.service.params import FrameTime, TileRequest, colormap_name_param, layer_param, time_param
+from tileserver.service.tiles import RENDER_VERSION, Target, TileService
+from tileserver.core.timeutil import format_utc
 
 log = logging.getLogger(__name__)
 

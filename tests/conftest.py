@@ -15,8 +15,8 @@ import rasterio
 import uvicorn
 from rasterio.transform import from_origin
 
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Retention, Store
 
 T0 = datetime(2026, 11, 27, 21, 0, tzinfo=timezone.utc)
@@ -66,7 +66,7 @@ class LiveServer:
     """The real app under uvicorn on a loopback port, in a background thread."""
 
     def __init__(self, settings: Settings, root_path: str = "") -> None:
-        from tileserver.app import create_app
+        from tileserver.http.app import create_app
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

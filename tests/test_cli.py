@@ -110,8 +110,8 @@ def test_prune_command(tmp_path: Path) -> None:
 def test_fetch_and_watch_from_a_noaa_like_bucket(tmp_path: Path, s3_server: str) -> None:
     import boto3
 
-    from ingest import samples, synthetic
-    from tileserver.timeutil import utcnow
+    from ingest.demo import samples, synthetic
+    from tileserver.core.timeutil import utcnow
 
     admin = boto3.client("s3", endpoint_url=s3_server)
     bucket = f"mrms-{tmp_path.name[-8:].lower().replace('_', '')}"

@@ -14,11 +14,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tileserver.layers import LAYERS, LayerConfigError, get_layer
-from tileserver.settings import Settings, SettingsError
-from tileserver.storage import LocalStorage, StorageError, StoreUnreachable, open_storage
+from tileserver.core.layers import LAYERS, LayerConfigError, get_layer
+from tileserver.core.settings import Settings, SettingsError
+from tileserver.store.storage import LocalStorage, StorageError, StoreUnreachable, open_storage
 from tileserver.store import Retention, Store
-from tileserver.timeutil import TimeFormatError, format_utc, parse_utc
+from tileserver.core.timeutil import TimeFormatError, format_utc, parse_utc
 
 if TYPE_CHECKING:
     from ingest.sources import FetchOptions
@@ -153,7 +153,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from tileserver.observability import configure_json_logging
+    from tileserver.service.metrics import configure_json_logging
 
     # A local store is never created here: a typo in WXTILES_STORE would give an
     # empty server that reports ready. ingest, fetch and demo create it.
@@ -166,14 +166,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # Start anyway: /readyz says "not ready" and the server recovers by itself.
         print(f"wxtiles serve: warning: {exc}", file=sys.stderr)
     if args.forwarded_allow_ips is not None:
-        # Read by the app in every worker process (tileserver/proxy.py handles the headers).
+        # Read by the app in every worker process (tileserver/http/proxy.py handles the headers).
         os.environ["WXTILES_FORWARDED_ALLOW_IPS"] = args.forwarded_allow_ips
         Settings.from_env()  # checks it
     configure_json_logging(settings.log_level)
     # Worker processes start fresh: create_app sets the same JSON logging up in each.
     os.environ["WXTILES_JSON_LOGS"] = "1"
     uvicorn.run(
-        "tileserver.app:create_app", factory=True, host=args.host, port=args.port,
+        "tileserver.http.app:create_app", factory=True, host=args.host, port=args.port,
         workers=args.workers, root_path=args.root_path, proxy_headers=False, log_level=settings.log_level,
         log_config=None, access_log=False,
     )

@@ -6,7 +6,7 @@
 
 :func:`fetch` runs one source once; :func:`watch` runs sources every interval
 (fetch, then prune). Buckets and the endpoint come from
-:class:`~tileserver.settings.Settings` (``mrms_bucket``, ``hrrr_bucket``,
+:class:`~tileserver.core.settings.Settings` (``mrms_bucket``, ``hrrr_bucket``,
 ``gfs_bucket``, ``noaa_endpoint``); access is anonymous.
 """
 
@@ -20,7 +20,7 @@ from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, 
 from ingest.sources.models import GFS, HRRR, Model, ModelSource, parse_leads
 from ingest.sources.mrms import MrmsSource
 from ingest.sources.s3 import SourceUnavailable, make_client
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
 from tileserver.store import Store
 
 __all__ = [

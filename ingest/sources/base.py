@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
-from tileserver.timeutil import format_utc
+from tileserver.core.timeutil import format_utc
 
 if TYPE_CHECKING:
     from tileserver.store import Store

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from tileserver.layers import Layer
+from tileserver.core.layers import Layer
 
 
 class IdxError(ValueError):

@@ -43,10 +43,10 @@ from ingest.sources.idx import (
     message_range,
     parse_idx,
 )
-from tileserver.layers import LAYERS, Layer, UnknownLayerError, get_layer
-from tileserver.settings import Settings
+from tileserver.core.layers import LAYERS, Layer, UnknownLayerError, get_layer
+from tileserver.core.settings import Settings
 from tileserver.store import Store
-from tileserver.timeutil import format_utc, utcnow
+from tileserver.core.timeutil import format_utc, utcnow
 
 log = logging.getLogger(__name__)
 

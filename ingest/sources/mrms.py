@@ -26,10 +26,10 @@ from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
 from ingest.sources import s3
 from ingest.sources.base import Failure, FetchError, FetchOptions, FetchReport, FrameRef, fetching
-from tileserver.layers import get_layer
-from tileserver.settings import Settings
+from tileserver.core.layers import get_layer
+from tileserver.core.settings import Settings
 from tileserver.store import Store
-from tileserver.timeutil import format_utc, utcnow
+from tileserver.core.timeutil import format_utc, utcnow
 
 log = logging.getLogger(__name__)
 

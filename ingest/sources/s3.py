@@ -35,7 +35,7 @@ from botocore.exceptions import (
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ingest.sources.base import FetchError
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
 
 DEFAULT_ATTEMPTS = 4
 CONNECT_TIMEOUT_S = 5.0

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from botocore.client import BaseClient
 
 from ingest.sources.base import FetchError, FetchOptions, FetchReport
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
 from tileserver.store import Store
 
 log = logging.getLogger("wxtiles.watch")

@@ -34,7 +34,7 @@ of 2026-11-28 at 6c6e972, with pySTEPS 1.x installed: 3 input frames, 4
 initialisations per sequence, scores averaged per nowcast; our nowcast = this
 motion + backward semi-Lagrangian extrapolation).  Mean CSI over 20/30/40 dBZ
 and 1/5/10 mm/h, leads 5-60 min (SYNTHETIC sequences only: the script's
-known-motion fields on 500x500, and ``ingest.synthetic.radar_sequence`` on
+known-motion fields on 500x500, and ``ingest.demo.synthetic.radar_sequence`` on
 700x1400 over the CONUS):
 
     method         transl  rotat  shear  grow/decay  conus-s0  conus-s5  mean   MAE60 mm/h

@@ -10,7 +10,7 @@ import numpy as np
 import rasterio
 
 from renderers.nowcast.advection import Departures, MotionField
-from tileserver.reader import read_area, read_point
+from tileserver.core.reader import read_area, read_point
 
 # The global Web Mercator pixel lattice starts here; anchoring source reads on it
 # makes every tile of a zoom sample the very same source cells.

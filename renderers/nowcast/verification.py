@@ -1,4 +1,4 @@
-"""Categorical verification of nowcasts: arrays in, contingency counts and scores out.
+"""Categorical verification of nowcasts: arrays in, contingency counts out.
 
 An event is a value strictly above the threshold, as in pySTEPS
 (``pysteps.verification.detcatscores``). Unlike pySTEPS, cells where either
@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# Columns of a contingency table row.
-COUNTS = ("hits", "misses", "false_alarms", "correct_negatives")
-
 
 def contingency(forecast: np.ndarray, observed: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
-    """Hits, misses, false alarms and correct negatives per threshold: int64 (len(thresholds), 4)."""
+    """Hits, misses, false alarms and correct negatives per threshold: int64 (len(thresholds), 4).
+
+    The columns are in the order of ``tileserver.core.verification.COUNTS``.
+    """
     if forecast.shape != observed.shape:
         raise ValueError(f"forecast {forecast.shape} and observation {observed.shape} differ in shape")
     both = ~(np.isnan(forecast) | np.isnan(observed))
@@ -30,16 +30,3 @@ def contingency(forecast: np.ndarray, observed: np.ndarray, thresholds: Sequence
         forecast_yes, observed_yes = int(np.count_nonzero(fy)), int(np.count_nonzero(oy))
         table[i] = (hits, observed_yes - hits, forecast_yes - hits, f.size - forecast_yes - observed_yes + hits)
     return table
-
-
-def scores(hits: int, misses: int, false_alarms: int) -> dict[str, float | None]:
-    """CSI, POD and FAR; None where the denominator is zero (no event forecast or observed)."""
-
-    def ratio(num: int, den: int) -> float | None:
-        return round(num / den, 4) if den else None
-
-    return {
-        "csi": ratio(hits, hits + misses + false_alarms),
-        "pod": ratio(hits, hits + misses),
-        "far": ratio(false_alarms, hits + false_alarms),
-    }

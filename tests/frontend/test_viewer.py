@@ -28,12 +28,12 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response, Route, sync_playwright
 
-from ingest import samples, synthetic
+from ingest.demo import samples, synthetic
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, LiveServer, minutes, write_latlon_geotiff
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -28,8 +28,8 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from tileserver.layers import get_layer
-from tileserver.timeutil import format_utc
+from tileserver.core.layers import get_layer
+from tileserver.core.timeutil import format_utc
 
 WEB_MERCATOR_MAX_LAT = 85.0511287798066
 

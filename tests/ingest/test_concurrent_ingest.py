@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 from rasterio.errors import NotGeoreferencedWarning
 
-from ingest import samples
+from ingest.demo import samples
 from ingest.decode import quiet_georeference
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, radar_grid
-from tileserver.layers import LAYERS
+from tileserver.core.layers import LAYERS
 from tileserver.store import Store
 
 RADAR = LAYERS["reflectivity"]

@@ -22,8 +22,8 @@ from rasterio.transform import from_origin
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_source
 from tests.ingest.fidelity import Case, Truth, measure
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)

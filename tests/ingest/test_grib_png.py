@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest import cog, decode, grib_png, samples
+from ingest import cog, decode, grib_png
+from ingest.demo import samples
 from ingest.cog import build_cog, encode_in_blocks
 from ingest.decode import SourceField, read_field
 from ingest.errors import IngestError
-from tileserver.layers import LAYERS
+from tileserver.core.layers import LAYERS
 
 VALID = datetime(2026, 11, 27, 21, 40, tzinfo=timezone.utc)
 SHAPE = (60, 230)

@@ -18,13 +18,13 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from ingest import samples, synthetic
+from ingest.demo import samples, synthetic
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file, ingest_files
-from tileserver.layers import LAYERS, Layer
-from tileserver.settings import Settings
-from tileserver.service import TileService
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS, Layer
+from tileserver.core.settings import Settings
+from tileserver.service.tiles import TileService
+from tileserver.store.storage import open_storage
 from tileserver.store import Frame, Store
 
 VALID = datetime(2026, 11, 27, 21, 40, tzinfo=timezone.utc)

@@ -13,8 +13,8 @@ import rasterio
 from ingest.motion import previous_frames
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes, write_latlon_geotiff
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Catalog, Frame, Store
 
 EARTH_RADIUS = 6378137.0

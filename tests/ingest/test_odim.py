@@ -26,10 +26,10 @@ from pyproj import CRS, Transformer
 from ingest.decode import read_field
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file, ingest_files
-from tileserver.layers import LAYERS, Layer
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS, Layer
+from tileserver.store.storage import open_storage
 from tileserver.store import Frame, Store
-from tileserver.timeutil import format_utc
+from tileserver.core.timeutil import format_utc
 
 PROJECT = Path(__file__).resolve().parents[2]
 METEOSWISS = PROJECT / ".." / "shared" / "data" / "grids" / "meteoswiss_radar_rainrate_odim_somerc_20240227T0950Z.h5"

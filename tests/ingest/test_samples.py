@@ -1,4 +1,4 @@
-"""Round-trip tests of the sample-file writers (ingest.samples) through rasterio/GDAL."""
+"""Round-trip tests of the sample-file writers (ingest.demo.samples) through rasterio/GDAL."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import rasterio
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from ingest import samples, synthetic
+from ingest.demo import samples, synthetic
 
 VALID = datetime(2024, 5, 1, 12, 34, 36, tzinfo=timezone.utc)
 REF = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)

@@ -1,7 +1,7 @@
 """Live NOAA fetchers against a real S3 protocol server (moto_server on loopback).
 
 Buckets are laid out like NOAA's and filled with GRIB2 files written here by
-:mod:`ingest.samples`; the ``.idx`` inventories are made by walking the GRIB2
+:mod:`ingest.demo.samples`; the ``.idx`` inventories are made by walking the GRIB2
 message boundaries (section 0) and naming each message from GDAL's band tags.
 Every HTTP request the fetcher makes is recorded with a botocore event hook,
 so the tests check what went over the wire, not what the code says it did.
@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from ingest import samples
+from ingest.demo import samples
 from ingest.pipeline import ingest_file
 from ingest.sources import (
     SOURCES,
@@ -45,9 +45,9 @@ from ingest.sources import (
 )
 from ingest.sources import idx as idxmod
 from ingest.sources.models import GFS, HRRR
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 MOTO = Path(sys.executable).with_name("moto_server")

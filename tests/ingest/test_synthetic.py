@@ -1,4 +1,4 @@
-"""Tests of the synthetic weather fields (ingest.synthetic)."""
+"""Tests of the synthetic weather fields (ingest.demo.synthetic)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from ingest import synthetic
-from ingest.synthetic import NO_COVERAGE, NO_ECHO
+from ingest.demo import synthetic
+from ingest.demo.synthetic import NO_COVERAGE, NO_ECHO
 
 T0 = datetime(2024, 5, 1, 18, 0, tzinfo=timezone.utc)
 SMALL = (700, 1400)  # 0.05 deg over the MRMS domain

@@ -16,10 +16,10 @@ from ingest.verify import MAX_CELLS, Grid, extrapolate, verify_observation
 from renderers.nowcast.advection import MotionField
 from tests.conftest import T0, minutes, write_latlon_geotiff
 from tests.tileserver.test_nowcast import RES, SHAPE, write_step
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Retention, Store
-from tileserver.verification import Case, Record, summary
+from tileserver.core.verification import Case, Record, summary
 
 RADAR = LAYERS["reflectivity"]
 

@@ -25,8 +25,8 @@ from ingest.pipeline import ingest_file
 from tests.conftest import T0, free_port, radar_file
 from tests.k8s import support
 from tests.k8s.support import of_kind, one
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 CLIENT_IP = "203.0.113.7"

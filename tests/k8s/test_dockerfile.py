@@ -203,7 +203,7 @@ def test_healthcheck_probes_healthz_with_python(dockerfile: Dockerfile) -> None:
 
 def test_healthcheck_command_against_a_real_server(dockerfile: Dockerfile, tmp_path: Path) -> None:
     from tests.conftest import LiveServer, free_port
-    from tileserver.settings import Settings
+    from tileserver.core.settings import Settings
 
     code = dockerfile.final.last("HEALTHCHECK").exec_form[2]
     with LiveServer(Settings(store=str(tmp_path))) as live:
@@ -220,7 +220,7 @@ def test_build_context_is_small_and_private(dockerfile: Dockerfile) -> None:
     for excluded in (".git/", ".venv/", "frontend/node_modules/", "data/", "demo-data/", "tests/", ".hypothesis/", "k8s/"):
         assert not [f for f in files if f.startswith(excluded)], f"{excluded} is sent to the Docker daemon"
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
-    for needed in ("pyproject.toml", "README.md", "tileserver/app.py", "tileserver/cli.py", "frontend/index.html",
+    for needed in ("pyproject.toml", "README.md", "tileserver/http/app.py", "tileserver/cli.py", "frontend/index.html",
                    "frontend/package.json", "frontend/package-lock.json"):
         assert needed in files, f"{needed} missing from the build context"
     size = sum((support.ROOT / f).stat().st_size for f in files)
@@ -277,7 +277,7 @@ def _image_tree(dockerfile: Dockerfile, root: Path) -> Path:
 
 
 def test_the_image_layout_serves_the_viewer(dockerfile: Dockerfile, tmp_path: Path) -> None:
-    """tileserver/app.py finds frontend/ beside it in /app, with Leaflet, and nothing the app needs is left out."""
+    """tileserver/http/app.py finds frontend/ beside it in /app, with Leaflet, and nothing the app needs is left out."""
     root = _image_tree(dockerfile, tmp_path / "image")
     env = dockerfile.final.env()
     app = root / env["PYTHONPATH"].lstrip("/")
@@ -285,8 +285,8 @@ def test_the_image_layout_serves_the_viewer(dockerfile: Dockerfile, tmp_path: Pa
     store = tmp_path / "store"
     probe = f"""
 import json, sys
-import tileserver, tileserver.app as app_module
-from tileserver.settings import Settings
+import tileserver, tileserver.http.app as app_module
+from tileserver.core.settings import Settings
 import colormaps, ingest.pipeline, ingest.sources, renderers
 app = app_module.create_app(Settings(store={str(store)!r}))
 paths = sorted(str(getattr(r, "path", "")) for r in app.routes)
@@ -310,7 +310,7 @@ print(json.dumps({{"tileserver": tileserver.__file__, "frontend": str(app_module
         assert sorted(p.name for p in shipped.iterdir()) == ["LICENSE", "dist"], f"only {package}'s dist/ (and licence) ship"
         assert (shipped / "dist" / script).is_file()
     # Every file the viewer serves from frontend/ made it into the image.
-    from tileserver.app import FRONTEND_TYPES
+    from tileserver.http.app import FRONTEND_TYPES
 
     served = {p.name for p in (support.ROOT / "frontend").glob("*") if p.is_file() and p.suffix in FRONTEND_TYPES}
     assert served <= {p.name for p in (app / "frontend").glob("*")}

@@ -40,7 +40,7 @@ from tests.k8s.support import (
 )
 from tests.k8s.traefik_schema import SCHEMAS as TRAEFIK_SCHEMAS
 from tileserver.cli import build_parser
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
 
 # Oldest Kubernetes the manifests are written for (CronJob timeZone, podFailurePolicy,
 # PDB unhealthyPodEvictionPolicy, autoscaling/v2), and the newest schema bundled.
@@ -210,7 +210,7 @@ def test_server_runs_one_uvicorn_process_behind_the_proxy(resources: list[Resour
 
 
 def test_probes_hit_the_apps_health_routes(resources: list[Resource], tmp_path: Path) -> None:
-    from tileserver.app import create_app
+    from tileserver.http.app import create_app
 
     container = server(resources).main
     routes = {getattr(r, "path", None) for r in create_app(Settings(store=str(tmp_path))).routes}
@@ -306,13 +306,13 @@ def test_configmap_holds_valid_settings(resources: list[Resource]) -> None:
     known = set(Settings.variable_names())
     for key in data:
         if key.startswith("WXTILES_"):
-            assert key in known, f"{key} is not a wxtiles setting (tileserver/settings.py)"
+            assert key in known, f"{key} is not a wxtiles setting (tileserver/core/settings.py)"
         else:
             assert key in GDAL_KEYS | AWS_KEYS, f"{key}: not a setting wxtiles or GDAL reads (add it to the known list)"
     settings = Settings.from_env(data)  # raises SettingsError on a bad value
     assert settings.store, "WXTILES_STORE"
-    from tileserver.app import GDAL_SERVE_CONFIG
-    from tileserver.s3storage import GDAL_S3_READ_CONFIG
+    from tileserver.http.app import GDAL_SERVE_CONFIG
+    from tileserver.store.s3 import GDAL_S3_READ_CONFIG
 
     used = set(GDAL_SERVE_CONFIG) | set(GDAL_S3_READ_CONFIG)
     assert used <= set(data), "list every GDAL setting the server uses, so the ConfigMap is the one place to tune them"

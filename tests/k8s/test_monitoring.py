@@ -26,9 +26,9 @@ from tests.conftest import T0, LiveServer, radar_file
 from tests.k8s import support
 from tests.k8s.monitoring_schema import SCHEMAS
 from tests.k8s.support import Resource, labels_match, of_kind, one
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 # kube-state-metrics series the rules use, with their labels (kube-state-metrics
@@ -136,7 +136,7 @@ def test_prod_deploys_the_monitoring_and_dev_can_leave_it_out() -> None:
 # --- What is scraped ---------------------------------------------------------------------
 
 def test_the_service_monitor_scrapes_every_server_pod(monitoring: list[Resource]) -> None:
-    from tileserver.app import create_app
+    from tileserver.http.app import create_app
 
     monitor = one(monitoring, "ServiceMonitor", "wxtiles")
     service = one(support.base_raw_resources(), "Service", "wxtiles")
@@ -178,7 +178,7 @@ def test_alerts_name_only_series_that_exist(live_metrics: dict[str, set[str]]) -
 
 def test_the_request_status_label_is_a_status_class(live_metrics: dict[str, set[str]]) -> None:
     """The 5xx ratio matches status="5xx": the app labels requests by class, not code."""
-    from tileserver.observability import Metrics
+    from tileserver.service.metrics import Metrics
 
     metrics = Metrics()
     metrics.observe_request("/x", 503, 0.1)

@@ -18,9 +18,9 @@ import pytest
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, LiveServer, minutes, radar_file
 from tests.k8s import support
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")

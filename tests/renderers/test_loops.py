@@ -16,11 +16,11 @@ from renderers import loops
 from renderers.loops import LoopRequest, loop_params, plan_loop, render_loop
 from tests.conftest import T0, minutes
 from tests.tileserver.test_nowcast import RADAR, write_step
-from tileserver.errors import BadRequest, NotFound
-from tileserver.params import tile_params
-from tileserver.service import TileService
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.service.errors import BadRequest, NotFound
+from tileserver.service.params import tile_params
+from tileserver.service.tiles import TileService
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 BBOX = "-112,34,-92,46"  # inside the test radar domain (-130..-80, 30..55)
@@ -296,7 +296,7 @@ def test_cached_by_etag_and_a_new_frame_changes_it(loop_store: Path, tmp_path: P
 
 def test_model_layer_loops_over_valid_times_all_marked_forecast(tmp_path: Path) -> None:
     from tests.conftest import write_latlon_geotiff
-    from tileserver.layers import LAYERS
+    from tileserver.core.layers import LAYERS
 
     store = Store(open_storage(str(tmp_path / "store"), create=True))
     rows, cols = np.mgrid[0:120, 0:200]
@@ -326,7 +326,7 @@ def test_loop_route_over_http(tmp_path, live_server_for) -> None:  # noqa: ANN00
     from ingest.pipeline import ingest_file as ingest
     from tests.conftest import T0 as START, minutes as mins
     from tests.tileserver.test_nowcast import RADAR as LAYER, write_step as step_file
-    from tileserver.storage import open_storage as storage_at
+    from tileserver.store.storage import open_storage as storage_at
     from tileserver.store import Store as StoreAt
 
     store = StoreAt(storage_at(str(tmp_path / "store"), create=True))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from renderers.nowcast.verification import contingency, scores
+from renderers.nowcast.verification import contingency
+from tileserver.core.verification import scores
 
 
 def test_counts_follow_pysteps_event_convention_strictly_above_threshold() -> None:

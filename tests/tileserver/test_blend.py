@@ -11,12 +11,12 @@ import mercantile
 import numpy as np
 import pytest
 
-from ingest import samples
+from ingest.demo import samples
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, LiveServer
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 RUN = T0 - timedelta(hours=3)

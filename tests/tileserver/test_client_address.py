@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
 
 REAL = "203.0.113.7"  # the address the edge proxy saw
 FORGED = "6.6.6.6"  # what the client wrote into its own X-Forwarded-For

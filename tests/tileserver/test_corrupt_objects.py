@@ -18,9 +18,9 @@ import pytest
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes
 from tests.tileserver.test_nowcast import write_step
-from tileserver.layers import LAYERS
-from tileserver.series import CHUNK, ENTRY, HEADER, PACK_HEADER, SeriesGrid
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.series import CHUNK, ENTRY, HEADER, PACK_HEADER, SeriesGrid
+from tileserver.store.storage import open_storage
 from tileserver.store import Store, catalog_key
 
 RADAR = LAYERS["reflectivity"]

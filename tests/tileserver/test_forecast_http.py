@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from ingest import samples
+from ingest.demo import samples
 from ingest.pipeline import ingest_file
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 RUN_A = datetime(2026, 11, 27, 18, tzinfo=timezone.utc)
@@ -21,7 +21,7 @@ TILE = "/tiles/temperature-2m/2026-11-27T20:00:00Z/5/7/12.png"
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     from tests.conftest import LiveServer
-    from tileserver.settings import Settings
+    from tileserver.core.settings import Settings
 
     folder = tmp_path_factory.mktemp("forecast")
     store = Store(open_storage(str(folder / "store"), create=True))

@@ -24,10 +24,10 @@ from starlette.testclient import TestClient
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes, radar_file, write_latlon_geotiff
-from tileserver.app import create_app
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.http.app import create_app
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 FUZZ = settings(

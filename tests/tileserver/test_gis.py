@@ -15,13 +15,13 @@ import rasterio
 from PIL import Image
 from rasterio.windows import Window
 
-from ingest import samples
+from ingest.demo import samples
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, LiveServer, minutes
 from tests.tileserver.test_nowcast import write_step
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 RADAR = LAYERS["reflectivity"]

@@ -13,8 +13,8 @@ from PIL import Image
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes, radar_file
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 RADAR = LAYERS["reflectivity"]
@@ -25,7 +25,7 @@ EMPTY = mercantile.tile(-100.0, -30.0, 6)  # far outside the data
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     from tests.conftest import LiveServer
-    from tileserver.settings import Settings
+    from tileserver.core.settings import Settings
 
     folder = tmp_path_factory.mktemp("http")
     store = Store(open_storage(str(folder / "store"), create=True))
@@ -258,9 +258,9 @@ def test_corrupt_frame_is_502_and_other_frames_serve(tmp_path: Path, live_server
 
 
 def test_tile_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
-    from tileserver.params import tile_params
-    from tileserver.service import TileService
-    from tileserver.settings import Settings
+    from tileserver.service.params import tile_params
+    from tileserver.service.tiles import TileService
+    from tileserver.core.settings import Settings
 
     store = Store(open_storage(str(tmp_path / "store"), create=True))
     ingest_file(store, radar_file(tmp_path, T0), RADAR)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tileserver.layers import BUILTIN_LAYERS_FILE, Encoding, LayerConfigError, load_layers, read_layers_file
+from tileserver.core.layers import BUILTIN_LAYERS_FILE, Encoding, LayerConfigError, load_layers, read_layers_file
 
 MSLP = """
 [[layers]]

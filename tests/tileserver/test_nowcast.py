@@ -16,11 +16,11 @@ from ingest.pipeline import ingest_file
 from renderers.nowcast.advection import MotionField, trace
 from renderers.nowcast.tiles import nowcast_tile
 from tests.conftest import T0, minutes, write_latlon_geotiff
-from tileserver.layers import LAYERS
-from tileserver.params import tile_params
-from tileserver.settings import Settings
-from tileserver.service import TileService
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.service.params import tile_params
+from tileserver.core.settings import Settings
+from tileserver.service.tiles import TileService
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 RADAR = LAYERS["reflectivity"]

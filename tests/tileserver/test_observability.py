@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, free_port, minutes, radar_file
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 

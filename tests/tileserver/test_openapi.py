@@ -12,11 +12,11 @@ from starlette.routing import Mount, Route
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes
 from tests.tileserver.test_nowcast import write_step
-from tileserver.app import create_app
-from tileserver.layers import LAYERS
-from tileserver.openapi import document
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.http.app import create_app
+from tileserver.core.layers import LAYERS
+from tileserver.http.openapi import document
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import write_latlon_geotiff
-from tileserver.reader import DatasetPool
+from tileserver.core.reader import DatasetPool
 
 
 def _files(folder: Path, count: int) -> list[str]:

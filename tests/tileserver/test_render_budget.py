@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.loop_memory import concurrent_loops, ingest_mrms
 from benchmarks.servers import wxtiles_serving
-from tileserver.storage import open_storage
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 OBSERVED = 4

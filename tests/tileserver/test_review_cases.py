@@ -12,11 +12,11 @@ import pytest
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, radar_file, write_latlon_geotiff
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings, SettingsError
-from tileserver.storage import StorageError, open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings, SettingsError
+from tileserver.store.storage import StorageError, open_storage
 from tileserver.store import CatalogError, Store, catalog_key
-from tileserver.timeutil import TimeFormatError, parse_utc, utcnow
+from tileserver.core.timeutil import TimeFormatError, parse_utc, utcnow
 
 RADAR = LAYERS["reflectivity"]
 

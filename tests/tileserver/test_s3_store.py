@@ -12,9 +12,9 @@ import pytest
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, LiveServer, minutes, radar_file
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import StorageError, open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import StorageError, open_storage
 from tileserver.store import Retention, Store
 
 RADAR = LAYERS["reflectivity"]
@@ -137,7 +137,7 @@ def test_store_outage_degrades_a_ready_pod_without_taking_it_out(s3_store_via_pr
         for url in urls("2026-11-27T21:05:00Z"):
             assert client.get(url).status_code == 200, url
         assert "wxtiles_store_up 1.0" in client.get("/metrics").text
-    changes = [r.getMessage() for r in caplog.records if r.name == "tileserver.health"]
+    changes = [r.getMessage() for r in caplog.records if r.name == "tileserver.service.health"]
     assert len(changes) == 2 and changes[0].startswith("store down: ") and changes[1].startswith("store up again after")
 
 
@@ -199,7 +199,7 @@ def test_every_process_on_an_s3_store_bounds_gdal_reads(s3_server: str) -> None:
     import sys
 
     script = (
-        "import os; from tileserver.storage import open_storage; open_storage('s3://any-bucket/x'); "
+        "import os; from tileserver.store.storage import open_storage; open_storage('s3://any-bucket/x'); "
         "print(os.environ.get('GDAL_HTTP_TIMEOUT'), os.environ.get('GDAL_HTTP_CONNECTTIMEOUT'))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GDAL_", "CPL_"))}

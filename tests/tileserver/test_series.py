@@ -13,9 +13,9 @@ import pytest
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes
 from tests.tileserver.test_nowcast import write_step
-from tileserver.layers import LAYERS
-from tileserver.series import write_sidecar
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.series import write_sidecar
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 RADAR = LAYERS["reflectivity"]
@@ -24,7 +24,7 @@ RADAR = LAYERS["reflectivity"]
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     from tests.conftest import LiveServer
-    from tileserver.settings import Settings
+    from tileserver.core.settings import Settings
 
     folder = tmp_path_factory.mktemp("series")
     store = Store(open_storage(str(folder / "store"), create=True))
@@ -77,7 +77,7 @@ def test_series_errors(server_url: str, query: dict, status: int) -> None:
 
 
 def test_sidecar_round_trip(tmp_path: Path) -> None:
-    from tileserver.series import SeriesGrid, decode_entry, index_range, value_in_chunk
+    from tileserver.store.series import SeriesGrid, decode_entry, index_range, value_in_chunk
 
     rng = np.random.default_rng(3)
     codes = np.zeros((300, 200), np.uint16)
@@ -96,8 +96,8 @@ def test_sidecar_round_trip(tmp_path: Path) -> None:
 
 
 def test_complete_hours_are_packed_and_answer_the_same(tmp_path: Path) -> None:
-    from tileserver.service import TileService
-    from tileserver.settings import Settings
+    from tileserver.service.tiles import TileService
+    from tileserver.core.settings import Settings
 
     store = Store(open_storage(str(tmp_path / "store"), create=True))
     for step in range(14):  # 21:00 .. 22:05: hour 21 is complete once 22:00 arrives
@@ -110,7 +110,7 @@ def test_complete_hours_are_packed_and_answer_the_same(tmp_path: Path) -> None:
     for lon, lat in ((-105.3, 45.2), (-95.0, 40.0), (-100.0, 52.7), (-129.9, 40.0)):
         series = service.series(RADAR, lon, lat)
         for item in (v for v in series["values"] if v["kind"] == "observed"):
-            point = service.point(RADAR, lon, lat, __import__("tileserver.timeutil", fromlist=["parse_utc"]).parse_utc(item["time"]))
+            point = service.point(RADAR, lon, lat, __import__("tileserver.core.timeutil", fromlist=["parse_utc"]).parse_utc(item["time"]))
             assert (item["value"], item["status"]) == (point["value"], point["status"]), item
     # Pruning the frames of the packed hour drops its pack too.
     from datetime import timedelta

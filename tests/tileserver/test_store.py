@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes, radar_file
-from tileserver.layers import LAYERS
-from tileserver.store import CATALOG_FORMAT, ORPHAN_GRACE_S, Catalog, CatalogError, Frame, Retention, Store, catalog_key, frame_key
+from tileserver.core.layers import LAYERS
+from tileserver.store import Catalog, CatalogError, Frame, Retention, Store, catalog_key, frame_key
+from tileserver.store.catalog import CATALOG_FORMAT
+from tileserver.store.store import ORPHAN_GRACE_S
 
 RADAR = LAYERS["reflectivity"]
 TEMPERATURE = LAYERS["temperature-2m"]
@@ -130,7 +132,7 @@ def test_corrupt_catalog_is_an_error_not_empty(store: Store) -> None:
 
 
 def test_prune_keeps_window_before_newest_frame(tmp_path: Path) -> None:
-    from tileserver.storage import open_storage
+    from tileserver.store.storage import open_storage
 
     store = Store(open_storage(str(tmp_path / "s"), create=True), Retention(observed=timedelta(minutes=12)))
     keys = []
@@ -144,7 +146,7 @@ def test_prune_keeps_window_before_newest_frame(tmp_path: Path) -> None:
 
 
 def test_prune_keeps_newest_runs(tmp_path: Path) -> None:
-    from tileserver.storage import open_storage
+    from tileserver.store.storage import open_storage
     from tileserver.store import Frame
 
     store = Store(open_storage(str(tmp_path / "s"), create=True), Retention(keep_runs=2))

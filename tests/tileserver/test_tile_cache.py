@@ -9,11 +9,11 @@ from pathlib import Path
 import mercantile
 
 from renderers.png import transparent_png
-from tileserver.layers import LAYERS
-from tileserver.params import TileRequest
-from tileserver.service import TileService
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.service.params import TileRequest
+from tileserver.service.tiles import TileService
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Catalog, Frame, Store
 from tests.conftest import T0
 

@@ -13,10 +13,10 @@ import pytest
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, radar_file
-from tileserver.app import create_app
-from tileserver.layers import LAYERS
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.http.app import create_app
+from tileserver.core.layers import LAYERS
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 STORM = mercantile.tile(-100.0, 43.0, 5)

@@ -13,11 +13,11 @@ from hypothesis import given, settings, strategies as st
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, write_latlon_geotiff
-from tileserver.layers import LAYERS
-from tileserver.params import tile_params
-from tileserver.reader import read_tile
-from tileserver.settings import Settings
-from tileserver.service import TileService
+from tileserver.core.layers import LAYERS
+from tileserver.service.params import tile_params
+from tileserver.core.reader import read_tile
+from tileserver.core.settings import Settings
+from tileserver.service.tiles import TileService
 from tileserver.store import Store
 
 RADAR = LAYERS["reflectivity"]
@@ -42,7 +42,7 @@ def source_value(values: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.nda
 
 @pytest.fixture(scope="module")
 def checker_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, str, np.ndarray]:
-    from tileserver.storage import open_storage
+    from tileserver.store.storage import open_storage
 
     folder = tmp_path_factory.mktemp("geometry")
     values = checker_values()
@@ -116,7 +116,7 @@ def test_overview_tiles_take_values_from_their_footprint(checker_store: tuple[St
 
 
 def test_point_and_npy_equal_the_source_value(tmp_path: Path) -> None:
-    from tileserver.storage import open_storage
+    from tileserver.store.storage import open_storage
 
     # Constant 1-degree blocks, so a point away from block edges has one true value.
     rows, cols = np.mgrid[0:SHAPE[0], 0:SHAPE[1]]

@@ -19,8 +19,8 @@ import pytest
 import colormaps
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, free_port, minutes, radar_file, write_latlon_geotiff
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def test_editing_a_colormap_file_changes_tile_and_loop_etags(tmp_path: Path) -> 
 
 def _etag_here(store: Store, path: str) -> str:
     from tests.conftest import LiveServer
-    from tileserver.settings import Settings
+    from tileserver.core.settings import Settings
 
     with LiveServer(Settings(store=store.storage.url)) as live:
         return httpx.get(live.url + path, timeout=60).headers["etag"]

@@ -9,8 +9,8 @@ import httpx
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes
 from tests.tileserver.test_nowcast import write_step
-from tileserver.layers import LAYERS
-from tileserver.storage import open_storage
+from tileserver.core.layers import LAYERS
+from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
 

@@ -4,7 +4,7 @@ Every observation that arrives scores the nowcasts that were valid at its time
 (``ingest/verify.py``). Each scored nowcast is a *case*: its valid time, base
 frame, lead and one contingency table per threshold. The record keeps the
 cases of a rolling window (``verification/{layer}.json``, see
-``tileserver/store.py``); scores are computed from counts pooled over the
+``tileserver/store/store.py``); scores are computed from counts pooled over the
 window (sum the tables, then the ratios), never averaged per case, so a frame
 with one rainy cell weighs what it holds.
 """
@@ -18,14 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from renderers.nowcast.verification import COUNTS, scores
-from tileserver.layers import Layer
-from tileserver.timeutil import format_utc, parse_utc, utcnow
+from tileserver.core.layers import Layer
+from tileserver.core.timeutil import format_utc, parse_utc, utcnow
 
 VERIFICATION_FORMAT = "wxtiles-verification/1"
 # Nowcasts are verified up to this lead; past an hour extrapolation has little skill left.
 LEAD_HORIZON_MIN = 60
 EVENT = "value > threshold (pySTEPS' convention); cells without coverage in either field are left out"
+
+# Columns of a contingency table row (renderers.nowcast.verification.contingency).
+COUNTS = ("hits", "misses", "false_alarms", "correct_negatives")
 
 
 def verified_leads(layer: Layer) -> list[int]:
@@ -157,3 +159,16 @@ def summary(layer: Layer, record: Record | None, window: timedelta) -> dict[str,
             f"{', '.join(str(lead) for lead in leads[:2])}... up to {LEAD_HORIZON_MIN} minutes after an earlier frame with a motion field."
         )
     return doc
+
+
+def scores(hits: int, misses: int, false_alarms: int) -> dict[str, float | None]:
+    """CSI, POD and FAR; None where the denominator is zero (no event forecast or observed)."""
+
+    def ratio(num: int, den: int) -> float | None:
+        return round(num / den, 4) if den else None
+
+    return {
+        "csi": ratio(hits, hits + misses + false_alarms),
+        "pod": ratio(hits, hits + misses),
+        "far": ratio(false_alarms, hits + false_alarms),
+    }

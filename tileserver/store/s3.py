@@ -20,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError, NoCredentialsError
 
-from tileserver.storage import KeyNotFound, StorageError, StoredObject, StoreUnreachable
+from tileserver.store.storage import KeyNotFound, StorageError, StoredObject, StoreUnreachable
 
 # Bounded waits: a store that hangs must turn into an error, not a hung worker.
 CLIENT_CONFIG = Config(

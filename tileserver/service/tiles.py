@@ -1,7 +1,7 @@
 """What the tile server does, as plain functions over a store: no HTTP here.
 
-The Starlette app (``tileserver.app``) only parses requests, calls these and
-turns results and :class:`~tileserver.errors.ApiError` into responses.
+The Starlette app (``tileserver.http.app``) only parses requests, calls these and
+turns results and :class:`~tileserver.service.errors.ApiError` into responses.
 """
 
 from __future__ import annotations
@@ -27,19 +27,20 @@ from renderers.colorize import ColormapMismatchError, check_compatible, color_ta
 from renderers.nowcast.advection import DepartureCache, Departures, MotionField
 from renderers.nowcast.tiles import load_motion, nowcast_point, nowcast_tile
 from renderers.png import render_npy, render_png, transparent_png
-from tileserver import blend, gdalcache
-from tileserver.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
-from tileserver.health import StoreHealth
-from tileserver.layers import LAYERS, Layer
-from tileserver.observability import CatalogCollector, Metrics, VerificationCollector
-from tileserver.params import FrameTime, TileRequest
-from tileserver.reader import DatasetPool, read_point, read_tile
-from tileserver.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
-from tileserver.settings import Settings
-from tileserver.storage import KeyNotFound, StorageError
+from tileserver.core import gdalcache
+from tileserver.service import blend
+from tileserver.service.errors import ApiError, BadGateway, BadRequest, NotFound, Unavailable
+from tileserver.service.health import StoreHealth
+from tileserver.core.layers import LAYERS, Layer
+from tileserver.service.metrics import CatalogCollector, Metrics, VerificationCollector
+from tileserver.service.params import FrameTime, TileRequest
+from tileserver.core.reader import DatasetPool, read_point, read_tile
+from tileserver.store.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
+from tileserver.core.settings import Settings
+from tileserver.store.storage import KeyNotFound, StorageError
 from tileserver.store import Catalog, CatalogError, Frame, Pack, Store, catalog_key
-from tileserver.timeutil import format_utc
-from tileserver.verification import Record, summary
+from tileserver.core.timeutil import format_utc
+from tileserver.core.verification import Record, summary
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from tileserver.errors import Unavailable
-from tileserver.observability import Metrics
+from tileserver.service.errors import Unavailable
+from tileserver.service.metrics import Metrics
 
 
 class RenderBudget:

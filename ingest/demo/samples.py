@@ -3,7 +3,7 @@
 The demo and the tests use these to exercise the *real* ingest path: every
 file is written by GDAL's GRIB driver (``CreateCopy`` from an in-memory
 GeoTIFF), by the netCDF4 library, or by GDAL's GTiff driver -- never mocked.
-Values come from :mod:`ingest.synthetic` unless given, so the content is
+Values come from :mod:`ingest.demo.synthetic` unless given, so the content is
 **synthetic**; only the containers mimic the real products.
 
 What GDAL 3.10 reports when reading the files back (``rasterio.open``), per
@@ -524,7 +524,7 @@ def write_hrrr_grib2(
     distractor).  Arrays are (ny, nx) with row 0 = north edge of the grid.
     Missing fields are synthesised (REFC from :func:`synthetic.radar_sequence`
     at ``lead`` after ``ref_time`` with -10 dBZ where there is no echo,
-    temperature / wind from :mod:`ingest.synthetic` at the valid time).
+    temperature / wind from :mod:`ingest.demo.synthetic` at the valid time).
 
     ``shape`` smaller than (1059, 1799) keeps 3 km cells centred on the real
     grid's centre (see :func:`hrrr_transform`).  Packing: complex packing
@@ -713,8 +713,8 @@ def write_netcdf_cf(
         nc.Conventions = "CF-1.8"
         nc.title = f"Synthetic {var_name} sample"
         nc.institution = "wxtiles (synthetic test data)"
-        nc.source = "ingest.samples.write_netcdf_cf"
-        nc.history = "created by wxtiles ingest.samples (synthetic values)"
+        nc.source = "ingest.demo.samples.write_netcdf_cf"
+        nc.history = "created by wxtiles ingest.demo.samples (synthetic values)"
         for k, val in (attrs or {}).items():
             nc.setncattr(k, val)
         nc.createDimension("time", 1)

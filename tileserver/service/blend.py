@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from tileserver.store import Catalog, Frame
-from tileserver.timeutil import utcnow
+from tileserver.core.timeutil import utcnow
 
 
 @dataclass(frozen=True)

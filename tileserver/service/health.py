@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-from tileserver.timeutil import format_utc, utcnow
+from tileserver.core.timeutil import format_utc, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -27,18 +27,19 @@ from starlette.staticfiles import StaticFiles
 
 import colormaps
 from renderers import loops
-from tileserver import ogc, openapi, params
-from tileserver.budget import RenderBudget
-from tileserver.errors import ApiError, BadRequest, NotFound
-from tileserver.layers import LAYERS
-from tileserver.limits import RequestLimitsMiddleware
-from tileserver.observability import AccessLog, RequestLogMiddleware, configure_json_logging
-from tileserver.proxy import ForwardedHeadersMiddleware
-from tileserver.service import MEDIA_TYPES, TileService
-from tileserver.settings import Settings
-from tileserver.storage import open_storage
+from tileserver.http import ogc, openapi
+from tileserver.service import params
+from tileserver.service.budget import RenderBudget
+from tileserver.service.errors import ApiError, BadRequest, NotFound
+from tileserver.core.layers import LAYERS
+from tileserver.http.limits import RequestLimitsMiddleware
+from tileserver.service.metrics import AccessLog, RequestLogMiddleware, configure_json_logging
+from tileserver.http.proxy import ForwardedHeadersMiddleware
+from tileserver.service.tiles import MEDIA_TYPES, TileService
+from tileserver.core.settings import Settings
+from tileserver.store.storage import open_storage
 from tileserver.store import Retention, Store
-from tileserver.timeutil import format_utc
+from tileserver.core.timeutil import format_utc
 
 log = logging.getLogger("wxtiles")
 T = TypeVar("T")
@@ -50,8 +51,9 @@ METADATA_MAX_AGE_S = 10
 
 def _viewer_folder() -> Path:
     """The viewer's files: tileserver/viewer in an installed wheel, frontend/ in a checkout."""
-    packaged = Path(__file__).resolve().parent / "viewer"
-    return packaged if (packaged / "index.html").is_file() else Path(__file__).resolve().parent.parent / "frontend"
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "viewer"
+    return packaged if (packaged / "index.html").is_file() else package.parent / "frontend"
 
 
 FRONTEND = _viewer_folder()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tileserver.layers import LAYERS
+from tileserver.core.layers import LAYERS
 
 ISO_TIME = {"type": "string", "description": "`latest` or an ISO 8601 UTC instant such as 2026-11-27T21:40:00Z", "example": "latest"}
 ERROR = {"$ref": "#/components/schemas/Error"}

@@ -1,6 +1,6 @@
 """The demo: synthetic radar and model files in NOAA's formats, ingested for real.
 
-Everything here is SYNTHETIC (see ``ingest/synthetic.py``): storm cells from a
+Everything here is SYNTHETIC (see ``ingest/demo/synthetic.py``): storm cells from a
 generator, written as MRMS-style ``.grib2.gz`` and HRRR-style GRIB2 files, then
 fed through the same ``ingest_file`` path that real NOAA files take.
 """
@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ingest import samples, synthetic
+from ingest.demo import samples, synthetic
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file
-from tileserver.layers import LAYERS
+from tileserver.core.layers import LAYERS
 from tileserver.store import Store
-from tileserver.timeutil import utcnow
+from tileserver.core.timeutil import utcnow
 
 STEP = timedelta(minutes=5)
 FULL_SHAPE = (3500, 7000)  # MRMS CONUS at 0.01 deg

@@ -243,7 +243,7 @@ class LocalStorage:
 def open_storage(url: str, create: bool = False) -> Storage:
     """The storage a ``WXTILES_STORE`` value names: a folder, or ``s3://bucket/prefix``."""
     if url.startswith("s3://"):
-        from tileserver.s3storage import S3Storage
+        from tileserver.store.s3 import S3Storage
 
         return S3Storage(url)
     if "://" in url:

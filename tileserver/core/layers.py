@@ -171,7 +171,7 @@ class Layer:
     # fetchers fill only their own layers. None: a file of any origin ingested by hand.
     model: str | None = None
     # A seamless view: no frames of its own, each pixel from the first of these
-    # layers with data there, at the newest run of each (tileserver/blend.py).
+    # layers with data there, at the newest run of each (tileserver/service/blend.py).
     blend: tuple[str, ...] = ()
 
     @property

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
-from tileserver.params import MAX_ZOOM
+from tileserver.service.params import MAX_ZOOM
 
 TILE_MATRIX_SET = "GoogleMapsCompatible"
 # OGC WMTS 1.0.0 Annex E.4: scale denominator of zoom 0 of GoogleMapsCompatible.

@@ -10,9 +10,9 @@ from typing import Literal
 
 import mercantile
 
-from tileserver.errors import BadRequest, NotFound
-from tileserver.layers import LAYERS, Layer
-from tileserver.timeutil import TimeFormatError, parse_utc
+from tileserver.service.errors import BadRequest, NotFound
+from tileserver.core.layers import LAYERS, Layer
+from tileserver.core.timeutil import TimeFormatError, parse_utc
 
 MAX_ZOOM = 22
 TileFormat = Literal["png", "npy"]

@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, middleware, OpenAPI and OGC documents over ``tileserver.service``."""
