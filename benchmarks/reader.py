@@ -2,10 +2,10 @@
 
 One real MRMS ``PrecipRate`` file of ``../shared/data/mrms-20190610`` goes through
 ``wxtiles ingest --layer precip-rate`` into a temporary store. Its COG is opened
-once through ``tileserver.reader.DatasetPool`` (as ``TileService`` borrows it) and
+once through ``tileserver.core.reader.DatasetPool`` (as ``TileService`` borrows it) and
 every tile is read from that one handle by:
 
-* **ours**: ``tileserver.reader.read_tile(dataset, tile, size)``, what the server calls;
+* **ours**: ``tileserver.core.reader.read_tile(dataset, tile, size)``, what the server calls;
 * **rio-tiler Reader**: ``rio_tiler.io.Reader(None, dataset=dataset).tile(x, y, z,
   tilesize=size)``, the Reader made per tile, as a pooled handle would be wrapped
   per request;
@@ -48,8 +48,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.mrms_skill import LAYER, MRMS_DIR, ingest  # noqa: E402
-from tileserver.reader import DatasetPool, read_tile  # noqa: E402
-from tileserver.storage import open_storage  # noqa: E402
+from tileserver.core.reader import DatasetPool, read_tile  # noqa: E402
+from tileserver.store.storage import open_storage  # noqa: E402
 from tileserver.store import Store  # noqa: E402
 
 MIN_TIMINGS = 200  # per reader and zoom
