@@ -7,7 +7,7 @@ minute. Two ways of refreshing, both in today's code:
 
 - **read whole**: ``Store.load_catalog`` (GET and parse the JSON), what every
   refresh did before conditional reads;
-- **conditional**: ``TileService.catalog`` as the server runs it (a conditional
+- **conditional**: ``Catalogs.catalog`` as the server runs it (a conditional
   GET, parsed only when the catalog changed).
 
 Two scenarios: nothing changes, and one new frame in every layer every 2
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.servers import free_port  # noqa: E402
 from tileserver.core.layers import LAYERS  # noqa: E402
-from tileserver.service.tiles import TileService  # noqa: E402
+from tileserver.service import TileService  # noqa: E402
 from tileserver.core.settings import Settings  # noqa: E402
 from tileserver.store.storage import Storage, open_storage  # noqa: E402
 from tileserver.store import Catalog, Frame, Store, catalog_key, frame_key, motion_key, series_key  # noqa: E402
@@ -137,7 +137,7 @@ def conditional() -> Callable[[Storage, str], object]:
         service = services.get(id(storage))
         if service is None:
             service = services[id(storage)] = TileService(Store(storage), Settings(store=storage.url, catalog_ttl_s=0.0))
-        return service.catalog(layer_id)
+        return service.catalogs.catalog(layer_id)
 
     return refresh
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import shutil
@@ -163,11 +162,11 @@ def zoom_resolution(cog: Path) -> tuple[float, int]:
     """The pixel size and zoom of wxtiles' COG, so GDAL's two-step warp lands on the same grid."""
     import rasterio
 
-    from ingest.cog import ZOOM0_RESOLUTION
+    from tileserver.core import grid
 
     with rasterio.open(cog) as dataset:
-        zoom = round(math.log2(ZOOM0_RESOLUTION / dataset.res[0]))
-    return ZOOM0_RESOLUTION / 2**zoom, zoom
+        zoom = grid.zoom_for(dataset.res[0])
+    return grid.resolution(zoom), zoom
 
 
 def main() -> None:

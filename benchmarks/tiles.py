@@ -597,11 +597,11 @@ def probe_full_cache(store: Path, captured: Path) -> None:
     empty = transparent_png(256)
     bodies = [empty if body == empty else body for body in bodies]
     frame = service.store.load_catalog(LAYER).frames[-1]
-    target = service.resolve(LAYERS[LAYER], frame.time)
+    target = service.tiles.resolve(LAYERS[LAYER], frame.time)
     colormap = LAYERS[LAYER].colormap
     rng = random.Random(0)
     before = rss_mb()
-    cache = service.tiles
+    cache = service.tiles.cache
     layer = LAYERS[LAYER]
     while cache.currsize < cache.maxsize - 64 * 1024:
         z = rng.randint(3, 14)
@@ -610,7 +610,7 @@ def probe_full_cache(store: Path, captured: Path) -> None:
         if body is not empty:
             body = bytes(bytearray(body))  # its own object, as a rendered tile is
         request = TileRequest(layer=layer, time=frame.time, run=None, tile=tile, size=256, format="png", colormap=colormap)
-        service.keep_tile(service.tile_etag(request, target), body)
+        service.tiles.keep(service.tiles.tile_etag(request, target), body)
     grown = rss_mb() - before
     held = sum(len(v) for v in cache.values() if v is not empty)
     print(json.dumps({"entries": len(cache), "configured_mb": cache.maxsize / 2**20, "counted_mb": cache.currsize / 2**20,

@@ -21,6 +21,7 @@ from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 
 from ingest.decode import SourceField, quiet_georeference
+from tileserver.core import grid
 from tileserver.core.layers import Encoding, Layer
 from tileserver.store import Bounds
 
@@ -30,11 +31,9 @@ try:
 except ImportError:  # pragma: no cover - a rasterio without it
     MemoryDataset = None
 
-WEB_MERCATOR_MAX_LAT = 85.0511287798066
 # COG blocks: four 256-px XYZ tiles each, so a tile read touches one block.
 BLOCK_SIZE = 512
 # Metres per pixel at zoom 0 of 256-px tiles.
-ZOOM0_RESOLUTION = 2 * math.pi * 6378137 / 256
 # Rows encoded at a time: Encoding.encode makes several float temporaries of
 # its input, which for a whole 7000x3500 grid cost more than the grid itself.
 ENCODE_BLOCK_ROWS = 256
@@ -121,10 +120,10 @@ def build_cog(field: SourceField, layer: Layer, out: Path) -> BuiltCog:
     crosses = west > east
     _write_cog(codes, field, layer, out, zoom=_zoom_at_centre(field, rows, cols) if crosses else None)
     with rasterio.open(out) as cog:
-        native_zoom = round(math.log2(ZOOM0_RESOLUTION / cog.res[0]))
+        native_zoom = grid.zoom_for(cog.res[0])
     bounds = (
-        max(west, -180.0), max(south, -WEB_MERCATOR_MAX_LAT),
-        min(east, 180.0), min(north, WEB_MERCATOR_MAX_LAT),
+        max(west, -180.0), max(south, -grid.MAX_LAT),
+        min(east, 180.0), min(north, grid.MAX_LAT),
     )
     return BuiltCog(out, digest.hexdigest(), tuple(round(v, 6) for v in bounds), native_zoom)  # type: ignore[arg-type]
 
@@ -154,4 +153,4 @@ def _zoom_at_centre(field: SourceField, rows: int, cols: int) -> int:
         return math.hypot(min(dx, world - dx), ys[k] - ys[0])  # the centre may sit on 180 deg
 
     size = math.sqrt(step(1) * step(2))
-    return max(0, round(math.log2(ZOOM0_RESOLUTION / size)))
+    return grid.zoom_for(size)

@@ -42,6 +42,7 @@ from ingest.cf_time import cf_time
 from ingest.errors import IngestError
 from ingest.gribgrid import grid_problem
 from ingest.units import convert
+from tileserver.core import grid
 from tileserver.core.layers import Layer
 from tileserver.core.timeutil import TimeFormatError, checked_utc, format_utc, parse_utc, utcnow
 
@@ -58,7 +59,6 @@ GDAL_READ_OPTIONS = {
     "GRIB_NORMALIZE_UNITS": "NO", "GRIB_ADJUST_LONGITUDE_RANGE": "YES", "USE_IDX": "NO",
     "GDAL_NETCDF_ASSUME_LONGLAT": "YES",
 }
-WEB_MERCATOR_MAX_LAT = 85.0511287798066
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Cells sampled for the plausibility check of a field.
 PLAUSIBILITY_SAMPLE = 1_000_000
@@ -575,8 +575,8 @@ def _mercator_crop_rows(transform: Affine, rows: int, crs: CRS) -> tuple[int, in
     if transform.e >= 0 or not _is_lonlat(crs):
         return 0, rows
     north = transform.f
-    first = max(0, int(np.floor((north - WEB_MERCATOR_MAX_LAT) / -transform.e)))
-    last = min(rows, int(np.ceil((north + WEB_MERCATOR_MAX_LAT) / -transform.e)))
+    first = max(0, int(np.floor((north - grid.MAX_LAT) / -transform.e)))
+    last = min(rows, int(np.ceil((north + grid.MAX_LAT) / -transform.e)))
     return first, max(first, last)
 
 

@@ -19,8 +19,8 @@ import numpy as np
 import rasterio
 from affine import Affine
 
-from ingest.cog import ZOOM0_RESOLUTION
 from renderers.nowcast.motion import MAX_SIZE, estimate_motion
+from tileserver.core import grid
 from tileserver.core.layers import Layer
 from tileserver.core.reader import read_area
 from tileserver.store import Catalog, Store
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # Estimate on ~5 km pixels (zoom 5): with frames 5 minutes apart, echoes move a
 # pixel or more, which optical flow measures well (a 1-2 km grid measured no
 # better on real MRMS and cost twice as much); store on ~20 km cells (zoom 3).
-ESTIMATE_PIXEL = ZOOM0_RESOLUTION / 2**5
+ESTIMATE_PIXEL = grid.resolution(5)
 STORE_FACTOR = 4
 # Flow vectors are averaged over cells this wide (mercator metres) before they
 # are interpolated: pySTEPS' 20 km declustering scale. Coarser cells smooth away

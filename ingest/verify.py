@@ -25,12 +25,12 @@ import cv2
 import numpy as np
 import rasterio
 
-from ingest.cog import ZOOM0_RESOLUTION
 from renderers.nowcast.advection import MotionField, trace
-from renderers.nowcast.tiles import ORIGIN, departure_grid, load_motion
+from renderers.nowcast.tiles import departure_grid
 from renderers.nowcast.verification import contingency
 from tileserver.core.layers import Layer
-from tileserver.core.reader import read_area
+from tileserver.core import grid as mercator
+from tileserver.core.reader import read_area, read_motion
 from tileserver.store import Catalog, CatalogError, Frame, Store
 from tileserver.core.verification import Case, Record, verified_leads
 
@@ -55,11 +55,12 @@ class Grid:
 def verification_grid(dataset: rasterio.DatasetReader) -> Grid:
     """The coarse grid over a frame's footprint: the same for every frame of a network."""
     left, bottom, right, top = dataset.bounds
-    zoom = round(math.log2(ZOOM0_RESOLUTION / dataset.res[0]))
+    zoom = mercator.zoom_for(dataset.res[0])
+    origin = mercator.ORIGIN
     while True:
-        pixel = ZOOM0_RESOLUTION / 2**zoom
-        x0 = -ORIGIN + math.floor((left + ORIGIN) / pixel) * pixel
-        y0 = ORIGIN - math.floor((ORIGIN - top) / pixel) * pixel
+        pixel = mercator.resolution(zoom)
+        x0 = -origin + math.floor((left + origin) / pixel) * pixel
+        y0 = origin - math.floor((origin - top) / pixel) * pixel
         width, height = math.ceil((right - x0) / pixel), math.ceil((y0 - bottom) / pixel)
         if width * height <= MAX_CELLS or zoom == 0:
             return Grid(x0, y0, pixel, width, height)
@@ -107,7 +108,7 @@ def score_observation(store: Store, layer: Layer, frame: Frame, catalog: Catalog
     cases = []
     for lead, base, motion_key in plans:
         with rasterio.open(store.storage.gdal_path(motion_key)) as dataset:
-            field = load_motion(dataset)
+            field = MotionField(*read_motion(dataset))
         forecast = extrapolate(_values(store.storage.gdal_path(base.key), layer, grid), field, grid, lead * 60.0)
         counts = contingency(forecast, observed, layer.thresholds)
         cases.append(Case(frame.time, base.time, lead, tuple(tuple(int(v) for v in row) for row in counts)))  # type: ignore[misc]

@@ -124,7 +124,7 @@ def served(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def test_everything_is_loaded_from_the_new_venv(installed: Path, tmp_path: Path) -> None:
     probe = (
-        "import json, tileserver.http.app as app, renderers.loops as loops, ingest.pipeline, colormaps;"
+        "import json, tileserver.http.app as app, tileserver.service.loops as loops, ingest.pipeline, colormaps;"
         "print(json.dumps({'modules': [m.__file__ for m in (app, loops, ingest.pipeline, colormaps)],"
         " 'viewer': str(app.FRONTEND), 'outlines': str(loops.OUTLINES_PATH)}))"
     )

@@ -153,7 +153,7 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from tileserver.service.metrics import configure_json_logging
+    from tileserver.core.logs import configure_json_logging
 
     # A local store is never created here: a typo in WXTILES_STORE would give an
     # empty server that reports ready. ingest, fetch and demo create it.

@@ -23,7 +23,7 @@ from ingest.errors import IngestError
 from ingest.pipeline import ingest_file, ingest_files
 from tileserver.core.layers import LAYERS, Layer
 from tileserver.core.settings import Settings
-from tileserver.service.tiles import TileService
+from tileserver.service import TileService
 from tileserver.store.storage import open_storage
 from tileserver.store import Frame, Store
 
@@ -68,7 +68,7 @@ def check_values(store: Store, frame: Frame, layer: Layer, grid: np.ndarray, crs
                 lon, lat = to_lonlat.transform(*(transform * (i + rng.uniform(0.2, 0.8), j + rng.uniform(0.2, 0.8))))
             else:
                 lon, lat = rng.uniform(west, east), rng.uniform(south, north)
-            served = service.point(layer, float(lon), float(lat), frame.time, frame.run)
+            served = service.points.point(layer, float(lon), float(lat), frame.time, frame.run)
             # Centre of the stored cell under the point, in the source grid.
             x, y = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform(lon, lat)
             col, row = ~cog.transform * (x, y)
@@ -134,8 +134,8 @@ def test_mrms_precip_rate_keeps_no_coverage(store: Store, tmp_path: Path) -> Non
     samples.write_mrms_grib2(path, rate, VALID, product="PrecipRate")
     frame = ingest_file(store, path, LAYERS["precip-rate"]).frame
     service = TileService(store, Settings(store=store.storage.url))
-    assert service.point(LAYERS["precip-rate"], -128.0, 40.0, VALID)["status"] == "no-coverage"
-    assert service.point(LAYERS["precip-rate"], -100.0, 54.9, VALID)["status"] == "no-coverage"
+    assert service.points.point(LAYERS["precip-rate"], -128.0, 40.0, VALID)["status"] == "no-coverage"
+    assert service.points.point(LAYERS["precip-rate"], -100.0, 54.9, VALID)["status"] == "no-coverage"
     grid, crs, transform = truth(path)
     assert check_values(store, frame, LAYERS["precip-rate"], grid, crs, transform) > 20
 
@@ -162,8 +162,8 @@ def test_hrrr_temperature_picks_2m_message(store: Store, hrrr_file: Path) -> Non
     service = TileService(store, Settings(store=store.storage.url))
     lon = (frame.bounds[0] + frame.bounds[2]) / 2
     lat = (frame.bounds[1] + frame.bounds[3]) / 2
-    surface = service.point(layer, lon, lat, frame.time, RUN)["value"]
-    aloft = service.point(layer, lon, lat, upper.time, upper.run)["value"]
+    surface = service.points.point(layer, lon, lat, frame.time, RUN)["value"]
+    aloft = service.points.point(layer, lon, lat, upper.time, upper.run)["value"]
     assert aloft < surface - 15
 
 
@@ -202,7 +202,7 @@ def test_gfs_global_0_360_longitudes(store: Store, tmp_path: Path) -> None:
     assert check_values(store, frame, LAYERS["temperature-2m"], grid, crs, transform, n=120) > 60
     service = TileService(store, Settings(store=store.storage.url))
     for lon in (-179.7, -100.0, 0.2, 100.0, 179.7):
-        assert service.point(LAYERS["temperature-2m"], lon, 10.0, frame.time, frame.run)["status"] == "ok"
+        assert service.points.point(LAYERS["temperature-2m"], lon, 10.0, frame.time, frame.run)["status"] == "ok"
 
 
 @pytest.mark.parametrize("crs_name", ["latlon", "polar_stereographic", "lambert_conformal"])

@@ -259,7 +259,7 @@ def test_corrupt_frame_is_502_and_other_frames_serve(tmp_path: Path, live_server
 
 def test_tile_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
     from tileserver.service.params import tile_params
-    from tileserver.service.tiles import TileService
+    from tileserver.service import TileService
     from tileserver.core.settings import Settings
 
     store = Store(open_storage(str(tmp_path / "store"), create=True))
@@ -270,8 +270,8 @@ def test_tile_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
             tile = mercantile.tile(-100.0, 43.0, z)
             for suffix in (".npy", ".png"):
                 request = tile_params("reflectivity", "latest", str(z), str(tile.x), f"{tile.y}{suffix}", {})
-                frame, etag, cc = service.prepare_tile(request)
-                assert service.render_tile(request, frame, etag)
-        assert service.tiles.currsize <= cache_mb * 2**20
+                frame, etag, cc = service.tiles.prepare_tile(request)
+                assert service.tiles.render_tile(request, frame, etag)
+        assert service.tiles.cache.currsize <= cache_mb * 2**20
         # 262 kB .npy tiles: a 1 MB cache holds a few, never all six.
-        assert len(service.tiles) < 12 if cache_mb else len(service.tiles) == 0
+        assert len(service.tiles.cache) < 12 if cache_mb else len(service.tiles.cache) == 0

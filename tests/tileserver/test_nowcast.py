@@ -14,12 +14,12 @@ from affine import Affine
 
 from ingest.pipeline import ingest_file
 from renderers.nowcast.advection import MotionField, trace
-from renderers.nowcast.tiles import nowcast_tile
+from tileserver.service.nowcast import tile_codes as nowcast_tile
 from tests.conftest import T0, minutes, write_latlon_geotiff
 from tileserver.core.layers import LAYERS
 from tileserver.service.params import tile_params
 from tileserver.core.settings import Settings
-from tileserver.service.tiles import TileService
+from tileserver.service import TileService, targets
 from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
@@ -67,8 +67,8 @@ def service_for(store: Store) -> TileService:
 
 def npy(service: TileService, time: str, tile: mercantile.Tile, scale: str = "") -> np.ndarray:
     request = tile_params("reflectivity", time, str(tile.z), str(tile.x), f"{tile.y}{scale}.npy", {})
-    target, etag, cc = service.prepare_tile(request)
-    return np.load(io.BytesIO(service.render_tile(request, target, etag)))
+    target, etag, cc = service.tiles.prepare_tile(request)
+    return np.load(io.BytesIO(service.tiles.render_tile(request, target, etag)))
 
 
 def test_motion_is_stored_beside_the_frame_and_recovers_the_speed(nowcast_store: tuple[Store, Store]) -> None:
@@ -90,7 +90,7 @@ def test_motion_is_stored_beside_the_frame_and_recovers_the_speed(nowcast_store:
 
 def test_api_lists_nowcast_frames_separately(nowcast_store: tuple[Store, Store]) -> None:
     store, _ = nowcast_store
-    info = service_for(store).layer_info(RADAR, "http://x/")
+    info = service_for(store).metadata.layer_info(RADAR, "http://x/")
     assert info["frames"] == ["2026-11-27T21:00:00Z", "2026-11-27T21:05:00Z", "2026-11-27T21:10:00Z"]
     assert info["nowcast"][0] == {"time": "2026-11-27T21:15:00Z", "lead_minutes": 5}
     assert info["nowcast"][-1] == {"time": "2026-11-27T23:10:00Z", "lead_minutes": 120}
@@ -211,7 +211,7 @@ def test_backfill_newest_first_still_gets_motion(tmp_path: Path) -> None:
         ingest_file(store, write_step(tmp_path, step), RADAR, time=T0 + minutes(5 * step))
     frames = store.load_catalog("reflectivity").frames
     assert frames[-1].motion is not None
-    assert service_for(store).nowcasts(RADAR, store.load_catalog("reflectivity"))
+    assert targets.nowcasts(RADAR, store.load_catalog("reflectivity"), Settings().nowcast_horizon_min)
 
 
 @pytest.mark.parametrize("zoom", [4, 6, 9])

@@ -96,7 +96,7 @@ def test_sidecar_round_trip(tmp_path: Path) -> None:
 
 
 def test_complete_hours_are_packed_and_answer_the_same(tmp_path: Path) -> None:
-    from tileserver.service.tiles import TileService
+    from tileserver.service import TileService
     from tileserver.core.settings import Settings
 
     store = Store(open_storage(str(tmp_path / "store"), create=True))
@@ -108,9 +108,9 @@ def test_complete_hours_are_packed_and_answer_the_same(tmp_path: Path) -> None:
     assert len(catalog.packs[0].times) == 12 and store.storage.exists(catalog.packs[0].key)
     service = TileService(store, Settings(store=store.storage.url))
     for lon, lat in ((-105.3, 45.2), (-95.0, 40.0), (-100.0, 52.7), (-129.9, 40.0)):
-        series = service.series(RADAR, lon, lat)
+        series = service.points.series(RADAR, lon, lat)
         for item in (v for v in series["values"] if v["kind"] == "observed"):
-            point = service.point(RADAR, lon, lat, __import__("tileserver.core.timeutil", fromlist=["parse_utc"]).parse_utc(item["time"]))
+            point = service.points.point(RADAR, lon, lat, __import__("tileserver.core.timeutil", fromlist=["parse_utc"]).parse_utc(item["time"]))
             assert (item["value"], item["status"]) == (point["value"], point["status"]), item
     # Pruning the frames of the packed hour drops its pack too.
     from datetime import timedelta

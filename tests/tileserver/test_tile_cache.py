@@ -11,7 +11,7 @@ import mercantile
 from renderers.png import transparent_png
 from tileserver.core.layers import LAYERS
 from tileserver.service.params import TileRequest
-from tileserver.service.tiles import TileService
+from tileserver.service import TileService
 from tileserver.core.settings import Settings
 from tileserver.store.storage import open_storage
 from tileserver.store import Catalog, Frame, Store
@@ -23,7 +23,7 @@ RADAR = LAYERS["reflectivity"]
 def test_a_full_cache_holds_no_more_memory_than_its_setting(tmp_path: Path) -> None:
     service = TileService(Store(open_storage(str(tmp_path / "store"), create=True)), Settings(store=str(tmp_path / "store"), cache_mb=2))
     frame = Frame("reflectivity", T0, None, "k", "d" * 64, (-130, 20, -60, 55), 7, 1, "s", T0)
-    target = service.resolve(RADAR, T0, catalog=Catalog("reflectivity", (frame,)))
+    target = service.tiles.resolve(RADAR, T0, catalog=Catalog("reflectivity", (frame,)))
     empty = transparent_png(256)
     rng = random.Random(1)
     tracemalloc.start()
@@ -35,12 +35,12 @@ def test_a_full_cache_holds_no_more_memory_than_its_setting(tmp_path: Path) -> N
             tile = mercantile.Tile(rng.randrange(2**z), rng.randrange(2**z), z)
             request = TileRequest(layer=RADAR, time=T0, run=None, tile=tile, size=256, format="png", colormap=RADAR.colormap)
             body = empty if rng.random() < 0.9 else rng.randbytes(rng.randint(150, 900))
-            service.keep_tile(service.tile_etag(request, target), body)
+            service.tiles.keep(service.tiles.tile_etag(request, target), body)
             entries += 1
         held, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert len(service.tiles) < entries, "the cache must have filled and evicted"
+    assert len(service.tiles.cache) < entries, "the cache must have filled and evicted"
     assert held <= 2 * 2**20 * 1.05, f"{held / 2**20:.2f} MB held by a 2 MB cache"
     # ...and the bound is not so loose that the cache holds far less than it may.
     assert held >= 2 * 2**20 * 0.6

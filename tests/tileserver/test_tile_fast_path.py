@@ -74,7 +74,7 @@ async def test_past_its_ttl_the_catalog_still_answers_hits_and_refreshes_itself(
             with anyio.fail_after(20):
                 assert (await client.get(url)).status_code == 200  # on the stale catalog, no thread needed
                 # ...which a background read (not the render threads) brings up to date.
-                while len(service.fresh_catalog("reflectivity").frames) < 2:
+                while len(service.catalogs.fresh_catalog("reflectivity").frames) < 2:
                     await anyio.sleep(0.05)
                 ready = await client.get("/readyz")  # probes have threads of their own
             assert ready.status_code == 200

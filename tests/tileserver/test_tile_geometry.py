@@ -17,7 +17,7 @@ from tileserver.core.layers import LAYERS
 from tileserver.service.params import tile_params
 from tileserver.core.reader import read_tile
 from tileserver.core.settings import Settings
-from tileserver.service.tiles import TileService
+from tileserver.service import TileService
 from tileserver.store import Store
 
 RADAR = LAYERS["reflectivity"]
@@ -130,12 +130,12 @@ def test_point_and_npy_equal_the_source_value(tmp_path: Path) -> None:
         lon = -129.0 + rng.integers(0, 68) + 0.3 + rng.random() * 0.4
         lat = 21.0 + rng.integers(0, 33) + 0.3 + rng.random() * 0.4
         truth = float(source_value(values, np.array([lon]), np.array([lat]))[0])
-        result = service.point(RADAR, lon, lat, "latest")
+        result = service.points.point(RADAR, lon, lat, "latest")
         assert result["status"] == "ok" and result["value"] == pytest.approx(truth, abs=0.25)
         tile = mercantile.tile(lon, lat, 8)
         request = tile_params("reflectivity", "latest", "8", str(tile.x), f"{tile.y}.npy", {})
-        frame, etag, cc = service.prepare_tile(request)
-        grid = np.load(io.BytesIO(service.render_tile(request, frame, etag)))
+        frame, etag, cc = service.tiles.prepare_tile(request)
+        grid = np.load(io.BytesIO(service.tiles.render_tile(request, frame, etag)))
         left, bottom, right, top = mercantile.xy_bounds(tile)
         x, y = mercantile.xy(lon, lat)
         i = int((x - left) / (right - left) * 256)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import mercantile
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
@@ -154,6 +155,12 @@ def read_area(dataset: rasterio.DatasetReader, left: float, top: float, pixel: f
     window = Window(max(col_off, 0.0), max(row_off, 0.0), min(width, dataset.width), min(height, dataset.height))
     out[j0:j1, i0:i1] = dataset.read(1, window=window, out_shape=(j1 - j0, i1 - i0), resampling=Resampling.nearest)
     return out
+
+
+def read_motion(dataset: rasterio.DatasetReader) -> tuple[np.ndarray, np.ndarray, Affine]:
+    """A stored motion field: u and v (m/s, float32, no-data as 0) and their grid's transform."""
+    u, v = dataset.read((1, 2)).astype(np.float32)
+    return np.nan_to_num(u), np.nan_to_num(v), dataset.transform
 
 
 def read_point(dataset: rasterio.DatasetReader, lon: float, lat: float) -> int | None:

@@ -26,20 +26,20 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import colormaps
-from renderers import loops
+from tileserver.core.layers import LAYERS
+from tileserver.core.logs import configure_json_logging
+from tileserver.core.settings import Settings
+from tileserver.core.timeutil import format_utc
 from tileserver.http import ogc, openapi
-from tileserver.service import params
+from tileserver.http.access_log import AccessLog, RequestLogMiddleware
+from tileserver.http.limits import RequestLimitsMiddleware
+from tileserver.http.proxy import ForwardedHeadersMiddleware
+from tileserver.service import TileService, loops, params
 from tileserver.service.budget import RenderBudget
 from tileserver.service.errors import ApiError, BadRequest, NotFound
-from tileserver.core.layers import LAYERS
-from tileserver.http.limits import RequestLimitsMiddleware
-from tileserver.service.metrics import AccessLog, RequestLogMiddleware, configure_json_logging
-from tileserver.http.proxy import ForwardedHeadersMiddleware
-from tileserver.service.tiles import MEDIA_TYPES, TileService
-from tileserver.core.settings import Settings
-from tileserver.store.storage import open_storage
+from tileserver.service.tiles import MEDIA_TYPES, check_colormap
 from tileserver.store import Retention, Store
-from tileserver.core.timeutil import format_utc
+from tileserver.store.storage import open_storage
 
 log = logging.getLogger("wxtiles")
 T = TypeVar("T")
@@ -93,19 +93,19 @@ async def _tile_response(request: Request, tile_request: params.TileRequest) -> 
     """A cache hit or a 304 is answered on the event loop; only store reads and
     rendering go to the thread pool, whose hand-off costs more than a hit."""
     service = _service(request)
-    catalog = service.fresh_catalog(tile_request.layer.id)
+    catalog = service.catalogs.fresh_catalog(tile_request.layer.id)
     if catalog is None:
-        catalog = await run_in_threadpool(service.catalog, tile_request.layer.id)
-    target, etag, cache_control = service.prepare_tile(tile_request, catalog)
+        catalog = await run_in_threadpool(service.catalogs.catalog, tile_request.layer.id)
+    target, etag, cache_control = service.tiles.prepare_tile(tile_request, catalog)
     headers = {"ETag": etag, "Cache-Control": cache_control, "X-Frame-Time": format_utc(target.time)}
     if target.is_nowcast:
         headers["X-Nowcast-From"] = format_utc(target.frame.time)
     validators = _etags(request.headers.get("if-none-match", ""))
     if etag in validators or "*" in validators:
         return Response(status_code=304, headers=headers)
-    body = service.cached_tile(etag)
+    body = service.tiles.cached_tile(etag)
     if body is None:
-        body = await run_in_threadpool(service.render_tile, tile_request, target, etag)
+        body = await run_in_threadpool(service.tiles.render_tile, tile_request, target, etag)
     return Response(body, media_type=MEDIA_TYPES[tile_request.format], headers=headers)
 
 
@@ -121,13 +121,13 @@ def tilejson(request: Request) -> JSONResponse:
     colormap = query.get("colormap")
     service = _service(request)
     if colormap is not None:
-        service.check_colormap(found.id, params.colormap_name_param(colormap, found))
+        check_colormap(found.id, params.colormap_name_param(colormap, found))
     run = params.run_param(query.get("run"))
     if run is not None and found.kind != "forecast":
         raise BadRequest(f"run= applies to forecast layers; {found.id} is {found.kind}")
-    info = service.layer_info(found, _base_url(request))
+    info = service.metadata.layer_info(found, _base_url(request))
     if resolved != "latest" or run is not None:
-        target = service.resolve(found, resolved, run)  # 404 now rather than from every tile
+        target = service.tiles.resolve(found, resolved, run)  # 404 now rather than from every tile
         time = format_utc(target.time) if resolved != "latest" else time
     return JSONResponse(
         ogc.tilejson(info, _base_url(request), time, colormap, format_utc(run) if run else None),
@@ -138,7 +138,7 @@ def tilejson(request: Request) -> JSONResponse:
 def wmts_capabilities(request: Request) -> Response:
     service = _service(request)
     base = _base_url(request)
-    body = ogc.wmts_capabilities([service.layer_info(layer, base) for layer in LAYERS.values()], base)
+    body = ogc.wmts_capabilities([service.metadata.layer_info(layer, base) for layer in LAYERS.values()], base)
     return Response(body, media_type="application/xml", headers={"Cache-Control": "public, max-age=60"})
 
 
@@ -190,13 +190,13 @@ def openapi_document(request: Request) -> JSONResponse:
 def layers(request: Request) -> Response:
     service = _service(request)
     hours = params.hours_param(_query(request))
-    return _validated_json(request, {"layers": [service.layer_info(layer, _base_url(request), hours) for layer in LAYERS.values()]})
+    return _validated_json(request, {"layers": [service.metadata.layer_info(layer, _base_url(request), hours) for layer in LAYERS.values()]})
 
 
 def layer(request: Request) -> Response:
     found = params.layer_param(request.path_params["layer"])
     hours = params.hours_param(_query(request))
-    return _validated_json(request, _service(request).layer_info(found, _base_url(request), hours))
+    return _validated_json(request, _service(request).metadata.layer_info(found, _base_url(request), hours))
 
 
 def _validated_json(request: Request, content: object) -> Response:
@@ -218,13 +218,13 @@ def point(request: Request) -> JSONResponse:
     found = params.layer_param(request.path_params["layer"])
     query = _query(request)
     lon, lat = params.lonlat_params(query)
-    result = _service(request).point(found, lon, lat, params.time_param(query.get("time")), params.run_param(query.get("run")))
+    result = _service(request).points.point(found, lon, lat, params.time_param(query.get("time")), params.run_param(query.get("run")))
     return JSONResponse(result, headers={"Cache-Control": "public, max-age=60"})
 
 
 def verification(request: Request) -> JSONResponse:
     found = params.layer_param(request.path_params["layer"])
-    return JSONResponse(_service(request).verification(found), headers={"Cache-Control": "public, max-age=60"})
+    return JSONResponse(_service(request).metadata.verification(found), headers={"Cache-Control": "public, max-age=60"})
 
 
 def series(request: Request) -> Response:
@@ -237,7 +237,7 @@ def series(request: Request) -> Response:
     fmt = query.get("format", "json")
     if fmt not in ("json", "csv"):
         raise BadRequest("format must be json or csv")
-    result = _service(request).series(found, lon, lat, start, end, params.run_param(query.get("run")))
+    result = _service(request).points.series(found, lon, lat, start, end, params.run_param(query.get("run")))
     headers = {"Cache-Control": "public, max-age=60"}
     if fmt == "json":
         return JSONResponse(result, headers=headers)
@@ -264,7 +264,7 @@ async def loop(request: Request) -> Response:
     if plan.etag in validators or "*" in validators:
         return Response(status_code=304, headers=plan.headers)
     media_type = loops.MEDIA_TYPES[loop_request.format]
-    body = service.cached(plan.etag)
+    body = service.tiles.cached(plan.etag)
     if body is None:
         budget: RenderBudget = request.app.state.render_budget
         async with budget.reserve(loops.megapixels(loop_request, plan), "loop"):
@@ -317,10 +317,10 @@ def _metrics(request: Request) -> Response:
     service = _service(request)
     for layer in LAYERS.values():  # fresh catalog and verification gauges, within the catalog TTL
         with contextlib.suppress(ApiError):
-            service.catalog(layer.id)
+            service.catalogs.catalog(layer.id)
         if layer.nowcast:
             with contextlib.suppress(ApiError):
-                service.verification(layer)
+                service.metadata.verification(layer)
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -329,7 +329,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    ok, body = await _off_the_render_threads(request, lambda request: _service(request).ready())
+    ok, body = await _off_the_render_threads(request, lambda request: _service(request).catalogs.ready())
     return JSONResponse(body, status_code=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
@@ -396,7 +396,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Sync handlers run in anyio's default pool: 40 threads fighting over one
         # GIL cost twice the CPU per tile of 8 (benchmarks/README.md).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        ok, body = service.ready()
+        ok, body = service.catalogs.ready()
         if not ok:
             log.warning("not ready at start (the store was not reached; /readyz retries): %s", body["detail"])
         yield

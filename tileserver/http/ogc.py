@@ -11,12 +11,10 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
+from tileserver.core import grid
 from tileserver.service.params import MAX_ZOOM
 
 TILE_MATRIX_SET = "GoogleMapsCompatible"
-# OGC WMTS 1.0.0 Annex E.4: scale denominator of zoom 0 of GoogleMapsCompatible.
-SCALE_ZOOM0 = 559082264.0287178
-ORIGIN = 20037508.3427892
 # The model run as a WMTS dimension, named as OGC 12-111r1 and WMS servers such as
 # ECCC GeoMet name it (WMS clients send it as DIM_REFERENCE_TIME).
 REFERENCE_TIME = "DIM_REFERENCE_TIME"
@@ -152,8 +150,8 @@ def _tile_matrix_set(contents: ET.Element) -> None:
     for zoom in range(MAX_ZOOM + 1):
         matrix = _sub(tms, "", "TileMatrix")
         _sub(matrix, "ows", "Identifier", str(zoom))
-        _sub(matrix, "", "ScaleDenominator", repr(SCALE_ZOOM0 / 2**zoom))
-        _sub(matrix, "", "TopLeftCorner", f"{-ORIGIN} {ORIGIN}")
+        _sub(matrix, "", "ScaleDenominator", repr(grid.scale_denominator(zoom)))
+        _sub(matrix, "", "TopLeftCorner", "{} {}".format(*grid.top_left()))
         _sub(matrix, "", "TileWidth", "256")
         _sub(matrix, "", "TileHeight", "256")
         _sub(matrix, "", "MatrixWidth", str(2**zoom))

@@ -1,21 +1,16 @@
-"""Metrics (Prometheus) and one-JSON-object-per-line request logs.
+"""The server's Prometheus metrics.
 
-One ASGI middleware times every request, gives it a request id (an incoming
-``X-Request-ID`` is kept, so ids follow a request through Traefik), records the
-latency histogram by route template, and logs a JSON line. Store-derived gauges
-(age of the newest frame, ingest duration) are computed at scrape time from the
-catalogs, so every stateless replica reports the same truth.
+Store-derived gauges (age of the newest frame, ingest duration, nowcast scores)
+are computed at scrape time from the catalogs and verification records, so every
+stateless replica reports the same truth. Request latency is recorded by
+``tileserver.http.access_log``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import json
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -117,105 +112,3 @@ class VerificationCollector:
                             gauges[name].add_metric([layer_id, minutes, f"{row['threshold']:g}"], row[name])
         yield from gauges.values()
         yield cases
-
-
-class AccessLog:
-    """Request log lines, handed to logging in batches: one record and one write per batch.
-
-    One record per request (a LogRecord, the handler's lock, a write and a flush)
-    cost a fifth of a cached tile's time; batches of the lines of up to
-    ``FLUSH_S`` seconds keep every line, each its own JSON object. Used from the
-    event loop only; ``flush`` at shutdown writes what is left.
-    """
-
-    FLUSH_S = 0.05
-    MAX_LINES = 1000
-
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-        self._scheduled = False
-
-    def add(self, line: str) -> None:
-        self._lines.append(line)
-        if len(self._lines) >= self.MAX_LINES:
-            self.flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_later(self.FLUSH_S, self._flush_later)
-
-    def _flush_later(self) -> None:
-        self._scheduled = False
-        self.flush()
-
-    def flush(self) -> None:
-        if self._lines:
-            lines, self._lines = self._lines, []
-            log.info("\n".join(lines))
-
-
-class RequestLogMiddleware:
-    """Times, counts and logs each request; it must sit inside ForwardedHeadersMiddleware,
-    which copies the scope, so that it sees the route the router records in it."""
-
-    def __init__(self, app: Callable[..., Awaitable[None]], metrics: Metrics, access_log: AccessLog) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.access_log = access_log
-        # Request ids: a random per-process prefix and a counter, unique without a uuid4 per request.
-        self._prefix = os.urandom(6).hex()
-        self._count = itertools.count(1)
-
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        incoming = next((value for name, value in scope.get("headers") or () if name == b"x-request-id"), b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else f"{self._prefix}{next(self._count):08x}"
-        status = 500
-
-        async def send_with_id(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            duration = time.perf_counter() - started
-            route = str(getattr(scope.get("route"), "path", "unmatched"))
-            self.metrics.observe_request(route, status, duration)
-            if log.isEnabledFor(logging.INFO):
-                self.access_log.add(json.dumps({
-                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "request_id": request_id,
-                    "method": scope.get("method"), "route": route, "path": scope.get("path"), "status": status,
-                    "duration_ms": round(duration * 1000, 2), "client": (scope.get("client") or ["-"])[0],
-                }))
-
-
-class JsonFormatter(logging.Formatter):
-    """Every log record as one JSON object per line (access lines are JSON already)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.name == "wxtiles.access":
-            return message
-        doc = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)), "level": record.levelname.lower(),
-               "logger": record.name, "message": message}
-        if record.exc_info:
-            doc["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return json.dumps(doc)
-
-
-def configure_json_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper() if level != "trace" else "DEBUG")
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").disabled = True  # ours is richer, and JSON

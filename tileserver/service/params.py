@@ -10,6 +10,7 @@ from typing import Literal
 
 import mercantile
 
+from tileserver.core import grid
 from tileserver.service.errors import BadRequest, NotFound
 from tileserver.core.layers import LAYERS, Layer
 from tileserver.core.timeutil import TimeFormatError, parse_utc
@@ -96,7 +97,7 @@ def tile_params(layer_id: str, time: str, z: str, x: str, y_name: str, query: di
 
 def lonlat_params(query: dict[str, str]) -> tuple[float, float]:
     values = []
-    for name, limit in (("lon", 180.0), ("lat", 85.0511287798066)):
+    for name, limit in (("lon", 180.0), ("lat", grid.MAX_LAT)):
         text = query.get(name)
         if text is None:
             raise BadRequest(f"{name} is required")

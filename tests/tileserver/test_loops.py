@@ -12,13 +12,14 @@ import pytest
 from PIL import Image
 
 from ingest.pipeline import ingest_file
-from renderers import loops
-from renderers.loops import LoopRequest, loop_params, plan_loop, render_loop
+from renderers import loops as drawing
+from tileserver.service import loops
+from tileserver.service.loops import LoopRequest, loop_params, plan_loop, render_loop
 from tests.conftest import T0, minutes
 from tests.tileserver.test_nowcast import RADAR, write_step
 from tileserver.service.errors import BadRequest, NotFound
 from tileserver.service.params import tile_params
-from tileserver.service.tiles import TileService
+from tileserver.service import TileService
 from tileserver.core.settings import Settings
 from tileserver.store.storage import open_storage
 from tileserver.store import Store
@@ -99,7 +100,7 @@ def test_loop_decodes_with_frames_size_and_durations(service: TileService, fmt: 
 def test_each_frame_is_stamped_with_its_time(service: TileService) -> None:
     _, plan, body = make(service, "webp")
     frames, _, _ = decode(body)
-    left, top, right, bottom = loops.stamp_box(WIDTH, plan.frames[0])
+    left, top, right, bottom = drawing.stamp_box(WIDTH, plan.frames[0])
     stamps = [frame[top:bottom, left:right].astype(int) for frame in frames[:OBSERVED]]
     for a, b in zip(stamps, stamps[1:]):
         assert (np.abs(a - b).sum(axis=2) > 60).sum() > 10  # different digits
@@ -114,9 +115,9 @@ def test_each_frame_is_stamped_with_its_time(service: TileService) -> None:
 def test_forecast_frames_are_marked(service: TileService, fmt: str) -> None:
     request, plan, body = make(service, fmt)
     frames, _, _ = decode(body)
-    border = np.array(loops.FORECAST_BORDER)
+    border = np.array(drawing.FORECAST_BORDER)
     for index, frame in enumerate(frames):
-        edge = frame[request.height // 2, : loops.FORECAST_BORDER_PX]  # the left edge, mid-height
+        edge = frame[request.height // 2, : drawing.FORECAST_BORDER_PX]  # the left edge, mid-height
         if index < OBSERVED:
             assert plan.frames[index].forecast is None
             assert not (edge == border).all(axis=1).any()
@@ -124,8 +125,8 @@ def test_forecast_frames_are_marked(service: TileService, fmt: str) -> None:
             assert plan.frames[index].forecast
             assert (edge == border).all()  # lossless everywhere: the exact marker colour
     # The stamp box itself is amber on forecast frames, dark on observed ones.
-    left, top, right, bottom = loops.stamp_box(WIDTH, plan.frames[-1])
-    corner = (bottom - 2, loops.FORECAST_BORDER_PX + 1)  # inside the box, below the text, off the border
+    left, top, right, bottom = drawing.stamp_box(WIDTH, plan.frames[-1])
+    corner = (bottom - 2, drawing.FORECAST_BORDER_PX + 1)  # inside the box, below the text, off the border
     observed, forecast = frames[0][corner].astype(int), frames[-1][corner].astype(int)
     assert forecast[0] > forecast[1] > forecast[2] and forecast[0] - forecast[2] > 80
     assert observed.max() < 60
@@ -142,15 +143,15 @@ def test_frames_are_the_service_tiles(service: TileService) -> None:
     frames, _, _ = decode(render_loop(service, request, plan)[0])
     for index, time in ((0, "2026-11-27T21:00:00Z"), (OBSERVED, "2026-11-27T21:15:00Z")):
         tile_request = tile_params("reflectivity", time, "5", str(tile.x), f"{tile.y}.png", {})
-        target, etag, cc = service.prepare_tile(tile_request)
-        colours = Image.open(io.BytesIO(service.render_tile(tile_request, target, etag))).convert("RGBA")
-        expected = Image.new("RGBA", (256, 256), loops.BACKGROUND + (255,))
+        target, etag, cc = service.tiles.prepare_tile(tile_request)
+        colours = Image.open(io.BytesIO(service.tiles.render_tile(tile_request, target, etag))).convert("RGBA")
+        expected = Image.new("RGBA", (256, 256), drawing.BACKGROUND + (255,))
         expected.alpha_composite(colours)
         expected_rgb = np.asarray(expected.convert("RGB"))
         # Away from the stamp box, the timeline and the forecast border.
-        box_bottom = loops.stamp_box(256, plan.frames[index])[3]
-        inner = (slice(box_bottom, 256 - loops.TIMELINE_PX), slice(loops.FORECAST_BORDER_PX, 256 - loops.FORECAST_BORDER_PX))
-        assert (expected_rgb[inner] != loops.BACKGROUND).any(axis=2).sum() > 500  # there is rain to compare
+        box_bottom = drawing.stamp_box(256, plan.frames[index])[3]
+        inner = (slice(box_bottom, 256 - drawing.TIMELINE_PX), slice(drawing.FORECAST_BORDER_PX, 256 - drawing.FORECAST_BORDER_PX))
+        assert (expected_rgb[inner] != drawing.BACKGROUND).any(axis=2).sum() > 500  # there is rain to compare
         np.testing.assert_array_equal(frames[index][inner], expected_rgb[inner])
 
 
@@ -182,7 +183,7 @@ def test_outlines_draw_the_outline_file(service: TileService, monkeypatch: pytes
     x0, y0 = mercantile.xy(-112, 34)
     x1, y1 = mercantile.xy(-92, 46)
     row = round((y1 - mercantile.xy(0, 37.5)[1]) / (y1 - y0) * request.height)
-    colour = np.array(loops.OUTLINE_STYLE["coastline"][:3])
+    colour = np.array(drawing.OUTLINE_STYLE["coastline"][:3])
     on_line = (np.abs(frame[row - 1 : row + 2].astype(int) - colour).sum(axis=2) == 0).any(axis=0)
     inside = slice(meridian_column(-109) , meridian_column(-96))
     outside = slice(meridian_column(-94), WIDTH - 10)
@@ -190,7 +191,7 @@ def test_outlines_draw_the_outline_file(service: TileService, monkeypatch: pytes
     # The outline file is part of the ETag; an unusable one falls back to the graticule.
     path.write_text('{"format": "something-else"}')
     assert plan_loop(service, request).etag != plan.etag
-    assert loops.load_outlines() is None
+    assert drawing.load_outlines(loops.OUTLINES_PATH) is None
 
 
 def test_fewer_frames_and_an_older_end_time(service: TileService) -> None:
@@ -270,7 +271,7 @@ def test_cached_by_etag_and_a_new_frame_changes_it(loop_store: Path, tmp_path: P
     request = loop_params("reflectivity", "webp", query())
     first = plan_loop(service, request)
     body, _, etag = render_loop(service, request, first)
-    assert etag in service.tiles
+    assert etag in service.tiles.cache
     # Same frames, same ETag: in this service (a cache hit, the very same bytes) and in another replica.
     tile_hits = service.metrics.tile_cache.labels("hit")._value.get()
     assert render_loop(service, request)[0] is body
@@ -316,7 +317,7 @@ def test_model_layer_loops_over_valid_times_all_marked_forecast(tmp_path: Path) 
     assert frames[0].shape == (request.height, 200, 3)
     # Quantised to 256 colours, the border keeps its colour closely.
     edge = frames[0][request.height // 2, 0].astype(int)
-    assert np.abs(edge - np.array(loops.FORECAST_BORDER)).max() <= 12
+    assert np.abs(edge - np.array(drawing.FORECAST_BORDER)).max() <= 12
 
 
 def test_loop_route_over_http(tmp_path, live_server_for) -> None:  # noqa: ANN001
@@ -365,7 +366,7 @@ def test_frames_are_encoded_as_they_are_drawn(fmt: str) -> None:
         alive.append(weakref.ref(image))
         return image
 
-    body = loops.encode_loop((draw(index) for index in range(count)), [100] * count, fmt)
+    body = drawing.encode_loop((draw(index) for index in range(count)), [100] * count, fmt)
     decoded, durations, _ = decode(body)
     assert len(decoded) == count and durations == [100] * count
     for index, frame in enumerate(decoded):
@@ -385,6 +386,6 @@ def test_colours_beyond_one_palette_stay_exact_where_they_can() -> None:
         array[..., 1] = index * 100
         frames.append(Image.fromarray(array, "RGB"))
     for fmt in ("gif", "png"):
-        decoded, _, _ = decode(loops.encode_loop(iter(frames), [100, 100], fmt))
+        decoded, _, _ = decode(drawing.encode_loop(iter(frames), [100, 100], fmt))
         for frame, original in zip(decoded, frames):
             assert np.array_equal(frame, np.asarray(original)), fmt
