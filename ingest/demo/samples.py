@@ -110,19 +110,13 @@ __all__ = [
     "MRMS_PRODUCTS",
     "GribMessage",
     "MrmsProduct",
-    "RADOLAN_GRID_MAPPING",
-    "RADOLAN_LOWER_LEFT",
-    "default_netcdf_transform",
     "gfs_transform",
     "hrrr_transform",
     "mrms_filename",
-    "netcdf_crs",
     "parse_mrms_filename",
-    "write_geotiff",
     "write_gfs_grib2",
     "write_hrrr_grib2",
     "write_mrms_grib2",
-    "write_netcdf_cf",
 ]
 
 Bounds = tuple[float, float, float, float]
@@ -132,20 +126,20 @@ Bounds = tuple[float, float, float, float]
 # --------------------------------------------------------------------------
 
 
-def _from_bounds(bounds: Bounds, width: int, height: int) -> Affine:
+def transform_from_bounds(bounds: Bounds, width: int, height: int) -> Affine:
     """North-up transform for cell-edge ``bounds`` (rasterio's ``from_bounds``
     without affine 3's PendingDeprecationWarning)."""
     west, south, east, north = bounds
     return Affine((east - west) / width, 0.0, west, 0.0, -(north - south) / height, north)
 
 
-def _utc(t: datetime) -> datetime:
+def as_utc(t: datetime) -> datetime:
     """Naive datetimes are taken as UTC; aware ones are converted to UTC."""
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
 def _ids(center: int, subcenter: int, ref_time: datetime, signf_ref_time: int, data_type: int) -> str:
-    rt = _utc(ref_time).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rt = as_utc(ref_time).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (
         f"CENTER={center} SUBCENTER={subcenter} MASTER_TABLE=2 SIGNF_REF_TIME={signf_ref_time} "
         f"REF_TIME={rt} PROD_STATUS=0 TYPE={data_type}"
@@ -275,7 +269,7 @@ def mrms_filename(product: str, level: str | None, valid: datetime) -> str:
     """
     if level is None:
         level = MRMS_PRODUCTS[product].level
-    return f"MRMS_{product}_{level}_{_utc(valid):%Y%m%d-%H%M%S}.grib2.gz"
+    return f"MRMS_{product}_{level}_{as_utc(valid):%Y%m%d-%H%M%S}.grib2.gz"
 
 
 def parse_mrms_filename(name: str) -> tuple[str, str, datetime]:
@@ -324,7 +318,7 @@ def write_mrms_grib2(
     if gzip is None:
         gzip = str(path).endswith(".gz")
     height, width = dbz.shape
-    transform = _from_bounds(bounds, width, height)
+    transform = transform_from_bounds(bounds, width, height)
     height_m = int(round(float(p.level) * 1000))
     options = {
         "DISCIPLINE": 209,
@@ -458,12 +452,12 @@ def _model_fields(messages: Sequence[GribMessage], lon: np.ndarray, lat: np.ndar
     unknown = set(given) - {m.key for m in messages}
     if unknown:
         raise KeyError(f"unknown field keys {sorted(unknown)}; expected some of {[m.key for m in messages]}")
-    valid = _utc(ref_time) + lead
+    valid = as_utc(ref_time) + lead
     cache: dict[str, np.ndarray] = {}
 
     def synth(m: GribMessage) -> np.ndarray:
         if m.key == "REFC:0-EATM" and with_radar:
-            return _radar_on(lon, lat, lead, _utc(ref_time), seed)
+            return _radar_on(lon, lat, lead, as_utc(ref_time), seed)
         if m.element == "TMP":
             if "t2" not in cache:
                 cache["t2"] = synthetic.temperature_field(valid, lon=lon, lat=lat, seed=seed)
@@ -589,222 +583,3 @@ def write_gfs_grib2(
     bands = _model_fields(GFS_MESSAGES, lon, lat, ref_time, lead, seed, fields, with_radar=False)
     options = _model_options(GFS_MESSAGES, ref_time, lead, gen_process=96)
     return _write_grib(Path(path), bands, GFS_CRS, transform, options)
-
-
-# --------------------------------------------------------------------------
-# NetCDF-CF
-# --------------------------------------------------------------------------
-
-#: RADOLAN-like polar stereographic grid mapping (CF attributes).
-RADOLAN_GRID_MAPPING = {
-    "grid_mapping_name": "polar_stereographic",
-    "straight_vertical_longitude_from_pole": 10.0,
-    "standard_parallel": 60.0,
-    "latitude_of_projection_origin": 90.0,
-    "false_easting": 0.0,
-    "false_northing": 0.0,
-    "earth_radius": 6370040.0,
-}
-#: Lower-left corner (m) of the RADOLAN 900 x 900 km national grid.
-RADOLAN_LOWER_LEFT = (-523462.2, -4658645.0)
-
-HRRR_GRID_MAPPING = {
-    "grid_mapping_name": "lambert_conformal_conic",
-    "standard_parallel": 38.5,
-    "longitude_of_central_meridian": -97.5,
-    "latitude_of_projection_origin": 38.5,
-    "false_easting": 0.0,
-    "false_northing": 0.0,
-    "earth_radius": 6371229.0,
-}
-
-LATLON_GRID_MAPPING = {
-    "grid_mapping_name": "latitude_longitude",
-    "longitude_of_prime_meridian": 0.0,
-    "semi_major_axis": 6378137.0,
-    "inverse_flattening": 298.257223563,
-}
-
-_PROJ_FOR_MAPPING = {
-    "polar_stereographic": "+proj=stere +lat_0=90 +lat_ts=60 +lon_0=10 +x_0=0 +y_0=0 +R=6370040 +units=m +no_defs",
-    "lambert_conformal": "+proj=lcc +lat_0=38.5 +lon_0=-97.5 +lat_1=38.5 +lat_2=38.5 +x_0=0 +y_0=0 +R=6371229 +units=m +no_defs",
-    "latlon": "EPSG:4326",
-}
-
-
-def netcdf_crs(crs: Literal["latlon", "polar_stereographic", "lambert_conformal"]) -> CRS:
-    """The pyproj CRS equivalent to the grid mapping written by :func:`write_netcdf_cf`."""
-    return CRS.from_user_input(_PROJ_FOR_MAPPING[crs])
-
-
-def default_netcdf_transform(crs: str, shape: tuple[int, int]) -> Affine:
-    """Transform used by :func:`write_netcdf_cf` when none is given.
-
-    latlon: the MRMS CONUS bounds; polar_stereographic: 1 km cells from the
-    RADOLAN lower-left corner (900 x 900 gives the RW grid);
-    lambert_conformal: :func:`hrrr_transform`.
-    """
-    ny, nx = shape
-    if crs == "latlon":
-        return _from_bounds(synthetic.DEFAULT_BOUNDS, nx, ny)
-    if crs == "polar_stereographic":
-        x0, y0 = RADOLAN_LOWER_LEFT
-        return Affine(1000.0, 0.0, x0, 0.0, -1000.0, y0 + ny * 1000.0)
-    if crs == "lambert_conformal":
-        return hrrr_transform(shape)
-    raise ValueError(f"unknown crs {crs!r}")
-
-
-def write_netcdf_cf(
-    path: Path,
-    values: np.ndarray,
-    valid: datetime,
-    crs: Literal["latlon", "polar_stereographic", "lambert_conformal"] = "latlon",
-    var_name: str = "reflectivity",
-    units: str = "dBZ",
-    standard_name: str | None = "equivalent_reflectivity_factor",
-    long_name: str | None = None,
-    transform: Affine | None = None,
-    fill_value: float = -999.0,
-    y_ascending: bool = True,
-    with_crs_wkt: bool = False,
-    attrs: Mapping[str, object] | None = None,
-) -> Path:
-    """Write a CF-1.8 NetCDF-4 file with one 2-D field at one time step.
-
-    ``values`` is (ny, nx) with row 0 = north (NaN becomes ``_FillValue``).
-    ``transform`` (north-up Affine in the CRS units: degrees for "latlon",
-    metres otherwise) defaults to :func:`default_netcdf_transform`.  The file
-    has dimensions ``time`` (1), ``y``/``x`` (``lat``/``lon`` for "latlon");
-    1-D coordinate variables of the cell centres, written south-to-north
-    when ``y_ascending`` (the common CF layout, which GDAL flips back to
-    north-up) or north-to-south otherwise; ``time`` in
-    "seconds since 1970-01-01 00:00:00"; a ``crs`` grid-mapping variable with
-    the CF attributes (RADOLAN-like polar stereographic: vertical longitude
-    10, standard parallel 60, origin latitude 90, earth radius 6370040; HRRR
-    Lambert: parallels 38.5, central meridian -97.5, radius 6371229; WGS84
-    lat/lon), and ``crs_wkt`` too when ``with_crs_wkt``.  The data variable
-    is float32 ``(time, y, x)`` with ``_FillValue``, ``units``,
-    ``standard_name``, ``long_name`` and ``grid_mapping = "crs"``.
-    """
-    import netCDF4  # optional dependency (test extra)
-
-    if crs not in _PROJ_FOR_MAPPING:
-        raise ValueError(f"crs must be one of {sorted(_PROJ_FOR_MAPPING)}")
-    values = np.asarray(values, dtype=np.float32)
-    if values.ndim != 2:
-        raise ValueError("values must be 2-D")
-    ny, nx = values.shape
-    if transform is None:
-        transform = default_netcdf_transform(crs, (ny, nx))
-    if transform.b != 0 or transform.d != 0 or transform.e >= 0:
-        raise ValueError("transform must be north-up without rotation")
-    xc = transform.c + (np.arange(nx) + 0.5) * transform.a
-    yc = transform.f + (np.arange(ny) + 0.5) * transform.e  # north to south
-    data = np.where(np.isnan(values), np.float32(fill_value), values)
-    if y_ascending:
-        yc = yc[::-1]
-        data = data[::-1]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    v = _utc(valid)
-    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-        nc.Conventions = "CF-1.8"
-        nc.title = f"Synthetic {var_name} sample"
-        nc.institution = "wxtiles (synthetic test data)"
-        nc.source = "ingest.demo.samples.write_netcdf_cf"
-        nc.history = "created by wxtiles ingest.demo.samples (synthetic values)"
-        for k, val in (attrs or {}).items():
-            nc.setncattr(k, val)
-        nc.createDimension("time", 1)
-        ydim, xdim = ("lat", "lon") if crs == "latlon" else ("y", "x")
-        nc.createDimension(ydim, ny)
-        nc.createDimension(xdim, nx)
-
-        t = nc.createVariable("time", "f8", ("time",))
-        t.standard_name = "time"
-        t.long_name = "time"
-        t.units = "seconds since 1970-01-01 00:00:00"
-        t.calendar = "standard"
-        t.axis = "T"
-        t[:] = [v.timestamp()]
-
-        yv = nc.createVariable(ydim, "f8", (ydim,))
-        xv = nc.createVariable(xdim, "f8", (xdim,))
-        if crs == "latlon":
-            yv.standard_name, yv.long_name, yv.units, yv.axis = "latitude", "latitude", "degrees_north", "Y"
-            xv.standard_name, xv.long_name, xv.units, xv.axis = "longitude", "longitude", "degrees_east", "X"
-            mapping = LATLON_GRID_MAPPING
-        else:
-            yv.standard_name, yv.long_name, yv.units, yv.axis = (
-                "projection_y_coordinate", "y coordinate of projection", "m", "Y")
-            xv.standard_name, xv.long_name, xv.units, xv.axis = (
-                "projection_x_coordinate", "x coordinate of projection", "m", "X")
-            mapping = RADOLAN_GRID_MAPPING if crs == "polar_stereographic" else HRRR_GRID_MAPPING
-        yv[:] = yc
-        xv[:] = xc
-
-        gm = nc.createVariable("crs", "i4")
-        for k, val in mapping.items():
-            gm.setncattr(k, val)
-        if with_crs_wkt:
-            gm.crs_wkt = netcdf_crs(crs).to_wkt()
-
-        var = nc.createVariable(var_name, "f4", ("time", ydim, xdim), fill_value=np.float32(fill_value),
-                                zlib=True, complevel=4)
-        var.units = units
-        if standard_name:
-            var.standard_name = standard_name
-        var.long_name = long_name or var_name
-        var.grid_mapping = "crs"
-        var[0, :, :] = data
-    os.replace(tmp, path)
-    return path
-
-
-# --------------------------------------------------------------------------
-# GeoTIFF
-# --------------------------------------------------------------------------
-
-
-def write_geotiff(
-    path: Path,
-    values: np.ndarray,
-    crs: CRS | str,
-    transform: Affine,
-    nodata: float | None,
-    tags: Mapping[str, object] | None = None,
-    band_tags: Mapping[str, object] | None = None,
-) -> Path:
-    """Write a (tiled, DEFLATE) GeoTIFF of a 2-D array or a (bands, ny, nx) stack.
-
-    ``tags`` become dataset metadata, ``band_tags`` metadata of every band
-    (e.g. ``{"GRIB_ELEMENT": "REFC"}`` to imitate a translated GRIB).  NaN
-    values are replaced by ``nodata`` when it is set.
-    """
-    arr = np.asarray(values)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise ValueError("values must be 2-D or 3-D")
-    count, height, width = arr.shape
-    if nodata is not None and np.issubdtype(arr.dtype, np.floating):
-        arr = np.where(np.isnan(arr), arr.dtype.type(nodata), arr)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    profile = dict(
-        driver="GTiff", width=width, height=height, count=count, dtype=arr.dtype.name,
-        crs=crs.to_wkt() if isinstance(crs, CRS) else crs, transform=transform, nodata=nodata,
-        compress="DEFLATE",
-    )
-    if width >= 256 and height >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with rasterio.open(path, "w", **profile) as ds:
-        ds.write(arr)
-        if tags:
-            ds.update_tags(**{k: str(v) for k, v in tags.items()})
-        if band_tags:
-            for b in range(1, count + 1):
-                ds.update_tags(b, **{k: str(v) for k, v in band_tags.items()})
-    return path

@@ -19,6 +19,7 @@ from affine import Affine
 from pyproj import Transformer
 
 from ingest.demo import samples, synthetic
+from tests.fixtures import files
 from ingest.errors import IngestError
 from ingest.pipeline import ingest_file, ingest_files
 from tileserver.core.layers import LAYERS, Layer
@@ -207,13 +208,13 @@ def test_gfs_global_0_360_longitudes(store: Store, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("crs_name", ["latlon", "polar_stereographic", "lambert_conformal"])
 def test_netcdf_cf_with_grid_mapping(store: Store, tmp_path: Path, crs_name: str) -> None:
-    transform = samples.default_netcdf_transform(crs_name, (120, 160))
-    crs = samples.netcdf_crs(crs_name)
+    transform = files.default_netcdf_transform(crs_name, (120, 160))
+    crs = files.netcdf_crs(crs_name)
     rows, cols = np.mgrid[0:120, 0:160]
     kelvin = (265 + 20 * np.sin(rows / 15.0) + 8 * np.cos(cols / 11.0)).astype(np.float32)
     kelvin[:5, :5] = np.nan
     path = tmp_path / f"t2m-{crs_name}.nc"
-    samples.write_netcdf_cf(path, kelvin, VALID, crs=crs_name, var_name="t2m", units="K", standard_name="air_temperature", transform=transform)
+    files.write_netcdf_cf(path, kelvin, VALID, crs=crs_name, var_name="t2m", units="K", standard_name="air_temperature", transform=transform)
     frame = ingest_file(store, path, LAYERS["temperature-2m"]).frame
     assert frame.time == VALID and frame.run == VALID  # no run in the file: the analysis time
     grid, src_crs, src_transform = truth(path)
@@ -224,7 +225,7 @@ def test_netcdf_cf_with_grid_mapping(store: Store, tmp_path: Path, crs_name: str
 def test_netcdf_reflectivity_latlon(store: Store, tmp_path: Path) -> None:
     _, dbz = next(synthetic.radar_sequence(VALID, steps=1, shape=(350, 700), coverage=True))
     path = tmp_path / "radar.nc"
-    samples.write_netcdf_cf(path, dbz, VALID, crs="latlon", fill_value=-999.0)
+    files.write_netcdf_cf(path, dbz, VALID, crs="latlon", fill_value=-999.0)
     frame = ingest_file(store, path, LAYERS["reflectivity"]).frame
     grid, crs, transform = truth(path)
     assert check_values(store, frame, LAYERS["reflectivity"], grid, crs, transform, n=200, focus=grid > 5) > 150
@@ -238,7 +239,7 @@ def test_geotiff_projected(store: Store, tmp_path: Path, epsg: int) -> None:
     rows, cols = np.mgrid[0:100, 0:140]
     values = (np.round((10 + 40 * np.abs(np.sin(rows / 9.0) * np.cos(cols / 13.0))) * 2) / 2).astype(np.float32)
     path = tmp_path / f"radar-{epsg}.tif"
-    samples.write_geotiff(path, values, f"EPSG:{epsg}", transform, nodata=-999.0, tags={"TIFFTAG_DATETIME": "2026:11:27 21:40:00"})
+    files.write_geotiff(path, values, f"EPSG:{epsg}", transform, nodata=-999.0, tags={"TIFFTAG_DATETIME": "2026:11:27 21:40:00"})
     frame = ingest_file(store, path, LAYERS["reflectivity"]).frame
     assert frame.time == VALID
     assert check_values(store, frame, LAYERS["reflectivity"], values.astype(np.float64), rasterio.crs.CRS.from_epsg(epsg), transform, n=150) > 40

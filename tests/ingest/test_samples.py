@@ -13,6 +13,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from ingest.demo import samples, synthetic
+from tests.fixtures import files
 
 VALID = datetime(2024, 5, 1, 12, 34, 36, tzinfo=timezone.utc)
 REF = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -312,14 +313,14 @@ def test_netcdf_cf_round_trip(tmp_path: Path, crs: str, shape: tuple[int, int], 
     values = np.arange(shape[0] * shape[1], dtype=np.float32).reshape(shape) / 10.0
     values[0, 0] = np.nan
     values[1, 1] = -999.0
-    path = samples.write_netcdf_cf(tmp_path / f"{crs}.nc", values, VALID, crs=crs, var_name="DBZH",
+    path = files.write_netcdf_cf(tmp_path / f"{crs}.nc", values, VALID, crs=crs, var_name="DBZH",
                                    units="dBZ", y_ascending=y_ascending)
     with rasterio.open(path) as src:
         assert src.driver == "netCDF"
         assert src.count == 1 and src.shape == shape
         assert src.nodata == -999.0
-        assert_same_crs(src.crs, samples.netcdf_crs(crs), [(10.0, 52.0), (-97.5, 38.5), (-100.0, 30.0)])
-        assert_transform_close(src.transform, samples.default_netcdf_transform(crs, shape), tol_fraction=1e-6)
+        assert_same_crs(src.crs, files.netcdf_crs(crs), [(10.0, 52.0), (-97.5, 38.5), (-100.0, 30.0)])
+        assert_transform_close(src.transform, files.default_netcdf_transform(crs, shape), tol_fraction=1e-6)
         back = src.read(1)
         tags = src.tags()
         btags = src.tags(1)
@@ -334,7 +335,7 @@ def test_netcdf_cf_round_trip(tmp_path: Path, crs: str, shape: tuple[int, int], 
 def test_netcdf_radolan_grid_mapping_attributes(tmp_path: Path) -> None:
     import netCDF4
 
-    path = samples.write_netcdf_cf(tmp_path / "rw.nc", np.zeros((900, 900), np.float32), VALID,
+    path = files.write_netcdf_cf(tmp_path / "rw.nc", np.zeros((900, 900), np.float32), VALID,
                                    crs="polar_stereographic", var_name="RW", units="mm",
                                    standard_name="lwe_thickness_of_precipitation_amount", with_crs_wkt=True)
     with netCDF4.Dataset(path) as nc:
@@ -358,9 +359,9 @@ def test_netcdf_radolan_grid_mapping_attributes(tmp_path: Path) -> None:
 
 def test_netcdf_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        samples.write_netcdf_cf(tmp_path / "x.nc", np.zeros((2, 2)), VALID, crs="mercator")  # type: ignore[arg-type]
+        files.write_netcdf_cf(tmp_path / "x.nc", np.zeros((2, 2)), VALID, crs="mercator")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        samples.write_netcdf_cf(tmp_path / "x.nc", np.zeros((2, 2)), VALID, transform=Affine(1, 0, 0, 0, 1, 0))
+        files.write_netcdf_cf(tmp_path / "x.nc", np.zeros((2, 2)), VALID, transform=Affine(1, 0, 0, 0, 1, 0))
 
 
 # --------------------------------------------------------------------------- GeoTIFF
@@ -370,7 +371,7 @@ def test_geotiff_round_trip(tmp_path: Path) -> None:
     values = np.linspace(-10, 60, 300 * 400, dtype=np.float32).reshape(300, 400)
     values[5, 5] = np.nan
     transform = Affine(0.01, 0, -100.0, 0, -0.01, 40.0)
-    path = samples.write_geotiff(tmp_path / "r.tif", values, "EPSG:4326", transform, nodata=-999.0,
+    path = files.write_geotiff(tmp_path / "r.tif", values, "EPSG:4326", transform, nodata=-999.0,
                                  tags={"valid_time": "2024-05-01T12:34:36Z"}, band_tags={"units": "dBZ"})
     with rasterio.open(path) as src:
         assert src.crs == rasterio.crs.CRS.from_epsg(4326)
@@ -387,7 +388,7 @@ def test_geotiff_round_trip(tmp_path: Path) -> None:
 
 def test_geotiff_multiband_integer(tmp_path: Path) -> None:
     stack = np.arange(2 * 10 * 20, dtype=np.uint8).reshape(2, 10, 20)
-    path = samples.write_geotiff(tmp_path / "m.tif", stack, samples.HRRR_CRS, samples.hrrr_transform((10, 20)), nodata=255)
+    path = files.write_geotiff(tmp_path / "m.tif", stack, samples.HRRR_CRS, samples.hrrr_transform((10, 20)), nodata=255)
     with rasterio.open(path) as src:
         assert src.count == 2 and src.dtypes == ("uint8", "uint8")
         np.testing.assert_array_equal(src.read(), stack)
