@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from botocore.client import BaseClient
 
 from ingest.sources.base import FetchError, FetchOptions, FetchReport
+from ingest.sources.registry import fetch, get_source
+from ingest.sources.s3 import make_client
 from tileserver.core.settings import Settings
 from tileserver.store import Store
 
@@ -40,8 +42,6 @@ def watch(
     sources (each always takes the latest run). ``clock`` gives "now" (tests).
     ``on_cycle(cycle, results)`` sees each cycle's reports (or error lines).
     """
-    from ingest.sources import fetch, get_source, make_client
-
     if interval_s < 0:
         raise FetchError("the watch interval must not be negative")
     sources = [get_source(name) for name in source_names]  # unknown names fail now, not every cycle
