@@ -146,7 +146,7 @@ def _zoom_at_centre(field: SourceField, rows: int, cols: int) -> int:
     col, row = cols / 2, rows / 2
     corners = [field.transform * (col, row), field.transform * (col + 1, row), field.transform * (col, row + 1)]
     xs, ys = rasterio.warp.transform(field.crs, "EPSG:3857", [c[0] for c in corners], [c[1] for c in corners])
-    world = 2 * math.pi * 6378137
+    world = 2 * grid.ORIGIN
 
     def step(k: int) -> float:
         dx = abs(xs[k] - xs[0]) % world
