@@ -574,7 +574,7 @@ def probe_full_cache(store: Path, captured: Path) -> None:
 
     The benchmark's list fills a small part of the default cache; this says what a
     worker holds once the cache is full of tiles like them. Keys are the tiles' ETags,
-    as ``TileService.render_tile`` keeps them, for distinct tiles of zoom 3 to 14; bodies
+    as ``Tiles.render_tile`` keeps them, for distinct tiles of zoom 3 to 14; bodies
     are drawn from the list's real PNGs (the shared transparent tile stays one object,
     as ``transparent_png`` returns it). Prints one JSON line.
     """

@@ -14,7 +14,7 @@ How a loop is made:
   :class:`~tileserver.service.tiles.Target` objects the tile URLs resolve to). Forecast
   (model) layers loop over their visible valid times (newest run per time).
 - **Pixels.** Each frame is composed from the service's own 256-px colour tiles
-  (``TileService.render_tile``), so nowcasts, colormaps and the tile cache all come
+  (``Tiles.render_tile``), so nowcasts, colormaps and the tile cache all come
   for free and a loop drawn after a viewer panned the same area is mostly cache
   hits. The zoom is the one whose pixel size is nearest the loop's in Web
   Mercator (in log scale, so the tile mosaic is resampled by a factor between
