@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import free_port
 from tests.ingest.fidelity import measure
 from tests.ingest.real_cases import CASES, DATA, GFS_25, REDUCED, Case
-from tests.tileserver.test_layers import MSLP
+from tests.tileserver.core.test_layers import MSLP
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not beside the project")
 

@@ -15,7 +15,7 @@ from ingest.pipeline import ingest_file
 from ingest.verify import MAX_CELLS, Grid, extrapolate, verify_observation
 from renderers.nowcast.advection import MotionField
 from tests.conftest import T0, minutes, write_latlon_geotiff
-from tests.tileserver.test_nowcast import RES, SHAPE, write_step
+from tests.fixtures.storms import RES, SHAPE, write_step
 from tileserver.core.layers import LAYERS
 from tileserver.store.storage import open_storage
 from tileserver.store import Retention, Store

@@ -31,7 +31,7 @@ RENDER_VERSION = "2"
 MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
 # What a tile cache entry costs besides its body's bytes: the ETag key, the
 # body's object header and cachetools' bookkeeping (dicts and a linked-list
-# node), about 300 B (tests/tileserver/test_tile_cache.py). Most entries are the
+# node), about 300 B (tests/tileserver/service/test_tile_cache.py). Most entries are the
 # shared 116-byte empty tile: counting bodies alone, a full cache held 3.6x its
 # setting (benchmarks/README.md).
 TILE_ENTRY_OVERHEAD = 320

@@ -15,38 +15,13 @@ from affine import Affine
 from ingest.pipeline import ingest_file
 from renderers.nowcast.advection import MotionField, trace
 from tileserver.service.nowcast import tile_codes as nowcast_tile
-from tests.conftest import T0, minutes, write_latlon_geotiff
-from tileserver.core.layers import LAYERS
+from tests.conftest import T0, minutes
+from tests.fixtures.storms import RADAR, RES, write_step
 from tileserver.service.params import tile_params
 from tileserver.core.settings import Settings
 from tileserver.service import TileService, targets
 from tileserver.store.storage import open_storage
 from tileserver.store import Store
-
-RADAR = LAYERS["reflectivity"]
-RES = 0.05  # degrees
-SHAPE = (500, 1000)  # -130..-80, 55..30
-SPEED_COLS = 4  # cells per 5 minutes eastward: 0.2 deg / 5 min
-
-
-def storm_field(step: int) -> np.ndarray:
-    """Cells of rain that translate eastward by SPEED_COLS cells per 5-minute step."""
-    rows, cols = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
-    rng = np.random.default_rng(7)
-    values = np.full(SHAPE, -99.0, np.float32)
-    for _ in range(40):
-        cy, cx = rng.uniform(80, 420), rng.uniform(150, 700)
-        ry, rx = rng.uniform(6, 18), rng.uniform(8, 24)
-        peak = rng.uniform(30, 60)
-        blob = peak * np.exp(-(((rows - cy) / ry) ** 2 + ((cols - cx - SPEED_COLS * step) / rx) ** 2))
-        values = np.where(blob > 10, np.maximum(values, np.round(blob * 2) / 2), values)
-    values[:, :10] = -999.0  # no coverage along the west edge
-    return values
-
-
-def write_step(folder: Path, step: int) -> Path:
-    return write_latlon_geotiff(folder / f"radar-{step:02d}.tif", storm_field(step), -130.0, 55.0, RES)
-
 
 @pytest.fixture(scope="module")
 def nowcast_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Store]:

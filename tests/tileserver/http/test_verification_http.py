@@ -8,7 +8,7 @@ import httpx
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes
-from tests.tileserver.test_nowcast import write_step
+from tests.fixtures.storms import write_step
 from tileserver.core.layers import LAYERS
 from tileserver.store.storage import open_storage
 from tileserver.store import Store

@@ -11,7 +11,7 @@ from starlette.routing import Mount, Route
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes
-from tests.tileserver.test_nowcast import write_step
+from tests.fixtures.storms import write_step
 from tileserver.http.app import create_app
 from tileserver.core.layers import LAYERS
 from tileserver.http.openapi import document

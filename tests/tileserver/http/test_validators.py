@@ -23,7 +23,7 @@ from tileserver.core.layers import LAYERS
 from tileserver.store.storage import open_storage
 from tileserver.store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RADAR = LAYERS["reflectivity"]
 TILE = "/tiles/reflectivity/2026-11-27T21:00:00Z/4/3/5.png"
 LOOP = "/loops/reflectivity.webp?bbox=-110,35,-90,48&width=300&frames=2&nowcast=0"

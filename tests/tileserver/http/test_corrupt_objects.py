@@ -17,7 +17,7 @@ import pytest
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes
-from tests.tileserver.test_nowcast import write_step
+from tests.fixtures.storms import write_step
 from tileserver.core.layers import LAYERS
 from tileserver.store.series import CHUNK, ENTRY, HEADER, PACK_HEADER, SeriesGrid
 from tileserver.store.storage import open_storage

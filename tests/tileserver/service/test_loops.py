@@ -16,7 +16,7 @@ from renderers import loops as drawing
 from tileserver.service import loops
 from tileserver.service.loops import LoopRequest, loop_params, plan_loop, render_loop
 from tests.conftest import T0, minutes
-from tests.tileserver.test_nowcast import RADAR, write_step
+from tests.fixtures.storms import RADAR, write_step
 from tileserver.service.errors import BadRequest, NotFound
 from tileserver.service.params import tile_params
 from tileserver.service import TileService
@@ -326,7 +326,7 @@ def test_loop_route_over_http(tmp_path, live_server_for) -> None:  # noqa: ANN00
 
     from ingest.pipeline import ingest_file as ingest
     from tests.conftest import T0 as START, minutes as mins
-    from tests.tileserver.test_nowcast import RADAR as LAYER, write_step as step_file
+    from tests.fixtures.storms import RADAR as LAYER, write_step as step_file
     from tileserver.store.storage import open_storage as storage_at
     from tileserver.store import Store as StoreAt
 

@@ -18,7 +18,7 @@ from rasterio.windows import Window
 from ingest.demo import samples
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, LiveServer, minutes
-from tests.tileserver.test_nowcast import write_step
+from tests.fixtures.storms import write_step
 from tileserver.core.layers import LAYERS
 from tileserver.core.settings import Settings
 from tileserver.store.storage import open_storage
