@@ -22,8 +22,8 @@ otherwise pull the flow.  Grids longer than ``MAX_SIZE`` (2048) px are
 reduced by an integer factor before the flow and the vectors scaled back.
 
 Methods (``METHODS``/``get_method``, pySTEPS style): ``"dis"`` (OpenCV Dense
-Inverse Search, preset medium as rainymotion's Dense, without variational
-refinement since 2026-11-28: see :func:`dis`; the table below is from before), ``"farneback"``
+Inverse Search, preset medium with its variational refinement, as rainymotion's Dense;
+computed in overlapping horizontal strips, see :func:`dis`), ``"farneback"``
 (OpenCV, pysteps' parameters), ``"lucaskanade"``/``"lk"`` (pysteps' sparse
 Shi-Tomasi + pyramidal LK with its outlier test).  The dense methods down-
 weight cell vectors far from the interpolated field (2 reweighting passes),
@@ -51,16 +51,18 @@ error / RMS speed, echo region): translation 0.6 % (farneback 0.4, LK 1.6,
 pySTEPS 6.5), rotation 2.5 % (2.1, 4.4, 6.4), shear 1.4 % (1.2, 2.7, 3.9),
 growing/decaying cells 25.6 % (12.0, 14.9, 10.0).
 
-That is DIS without variational refinement (see :func:`dis`), chosen for
-ingest memory. With the preset's refinement, the run before (same script and
-sequences) gave dis a mean of 0.665, CONUS 0.435 / 0.396 and, on seed 0 at 1
-mm/h, 0.656 / 0.442 / 0.159: on the CONUS storms it then matched Farneback and
-pySTEPS, and without it it trails them by about 2 % at 60 min while staying
-ahead on the idealised motions and at 40 dBZ.
+That is DIS with the preset's variational refinement, the default.
+Without the refinement DIS trails Farneback and pySTEPS on the CONUS storms;
+with it on the whole continental grid, its buffers alone would take ingest over
+its memory target. The dense methods therefore compute the flow in overlapping
+horizontal strips (``strip_rows``, ``strip_margin``): the buffers scale with a
+strip, and the stitched field is the whole grid's to about 1 % of the speed on
+average (``tests/renderers/test_motion.py``; the measurements on real MRMS
+frames, skill and memory are in ``benchmarks/README.md``).
 
-DIS is the default over Farneback (0.667) because Farneback needs 154 MB
-more memory on the ingest grid and about twice DIS's CPU time; Farneback is
-better from 60 to 120 min where cells grow and decay.  CPU seconds for 3
+DIS is the default over Farneback because Farneback scores lower on the real
+MRMS sequence and takes about twice DIS's CPU time; Farneback is better from
+60 to 120 min where cells grow and decay.  CPU seconds for 3
 frames in the run above (machine shared with other jobs): on 1750x875, dis
 0.48, farneback 0.98, lucaskanade 0.20, pySTEPS LK (full-grid IDW) 9.0; on
 3500x1750 (reduced to 1750x875 first), dis 0.56, farneback 1.05.  Pass
@@ -81,11 +83,14 @@ from pykdtree.kdtree import KDTree
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
+    "STRIP_MARGIN",
+    "STRIP_ROWS",
     "dis",
     "estimate_motion",
     "farneback",
     "get_method",
     "lucaskanade",
+    "strips",
     "to_brightness",
 ]
 
@@ -97,6 +102,18 @@ DBZ_MAX = 60.0
 #: integer factor before the flow is computed; the motion field is smooth on
 #: far larger scales than a few pixels, and this bounds the cost.
 MAX_SIZE = 2048
+#: The dense flows are computed in horizontal strips of this many rows (on the
+#: grid the flow is computed on), so that their buffers (DIS's variational
+#: refinement: several times the image) scale with a strip, not with a
+#: continental grid; grids up to STRIP_ROWS + 2 * STRIP_MARGIN rows are one strip.
+#: Each strip is computed with STRIP_MARGIN rows of context on either side: more
+#: than twice the largest displacement expected per frame interval (about 8 px
+#: at 60 m/s on ingest's ~5 km grid) plus DIS's patch at its finest scale (8 px
+#: at half resolution) and the pre-blur, with room for the refinement's
+#: smoothing. A strip of 384 + 2 * 64 rows also gives DIS the pyramid depth of
+#: the whole ingest grid (its coarsest scale depends on the image's short side).
+STRIP_ROWS = 384
+STRIP_MARGIN = 64
 #: Grid cells interpolated per k-nearest query: bounds the (cells, k) temporaries
 #: to a few MB whatever the grid (ingest runs this beside a whole frame).
 IDW_CHUNK = 8192
@@ -323,16 +340,14 @@ def _block_mean(a: np.ndarray, cell: int) -> np.ndarray:
     return cv2.resize(a, (wc, hc), interpolation=cv2.INTER_AREA).astype(np.float64)
 
 
-def _densify_dense(sum_wf: np.ndarray, sum_w: np.ndarray, cell: int, k: int, power: float, offset: float,
-                   decay: float, min_weight: float, robust: int = 0) -> np.ndarray:
-    """Dense (H, W, 2) weighted flow sums -> smooth (2, H, W) motion field."""
-    cw = _block_mean(sum_w, cell)
-    cf = _block_mean(sum_wf, cell)  # (hc, wc, 2)
+def _densify_dense(cf: np.ndarray, cw: np.ndarray, cell: int, shape: tuple[int, int], k: int, power: float,
+                   offset: float, decay: float, min_weight: float, robust: int = 0) -> np.ndarray:
+    """Cell means of the weighted flow (hc, wc, 2) and of the weights (hc, wc) -> smooth (2, H, W) motion field."""
     ok = cw > min_weight
     vals = np.zeros((2,) + cw.shape, dtype=np.float64)
     vals[:, ok] = (cf[ok] / cw[ok, None]).T
     coarse = _idw_fill(vals, np.where(ok, cw, 0.0), k, power, offset, decay, robust)
-    return _upsample(coarse, cell, sum_w.shape)
+    return _upsample(coarse, cell, shape)
 
 
 # --------------------------------------------------------------------------
@@ -340,30 +355,62 @@ def _densify_dense(sum_wf: np.ndarray, sum_w: np.ndarray, cell: int, k: int, pow
 # --------------------------------------------------------------------------
 
 
+def strips(rows: int, strip_rows: int | None, margin: int, align: int = 1) -> list[tuple[slice, slice]]:
+    """Horizontal bands covering ``rows`` rows: (rows kept, rows computed) per band.
+
+    The kept rows of the bands tile the grid. Each band is computed on
+    ``strip_rows + 2 * margin`` rows, the kept ones in the middle, or moved
+    inward at the grid's edges, so that every kept row has ``margin`` rows of
+    context towards each band edge (or the grid's edge) and every band is the
+    same height: a flow whose pyramid depth follows the image size (DIS) is
+    computed alike in every band. Band edges fall on multiples of ``align``
+    rows (cells of the vector averaging stay within a band). ``strip_rows``
+    None, or bands that would be as tall as the grid: one band, the whole grid.
+    """
+    run = (int(strip_rows) + 2 * int(margin)) if strip_rows else rows
+    if run >= rows:
+        return [(slice(0, rows), slice(0, rows))]
+    n = -(-rows // int(strip_rows))
+    # kept rows: bands of (nearly) equal height
+    edges = sorted({min(rows, round(i * rows / n / align) * align) for i in range(n)} | {rows})
+    bands = []
+    for a, b in zip(edges, edges[1:]):
+        start = min(max(0, a - margin), rows - run)
+        bands.append((slice(a, b), slice(start, start + run)))
+    return bands
+
+
 def _dense_method(flow_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], frames: Iterable[np.ndarray], *,
                   dbz_min: float, dbz_max: float, max_size: int | None, cell: int | None, k: int, power: float,
                   offset: float, decay: float, min_weight: float, coverage_buffer: int,
-                  robust: int) -> np.ndarray:
+                  robust: int, strip_rows: int | None = None, strip_margin: int = 0) -> np.ndarray:
     prep = _Prepared(frames, dbz_min, dbz_max, max_size, coverage_buffer)
     h, w = prep.small_shape
-    sum_wf = np.zeros((h, w, 2), dtype=np.float32)
-    sum_w = np.zeros((h, w), dtype=np.float32)
-    n_pairs = np.float32(len(prep.images) - 1)  # so that min_weight is an echo fraction per pair
-    for prev, nxt, usable in prep.pairs():
-        wgt = ((prev > 0) & usable).astype(np.float32)
-        if not wgt.any():
-            continue
-        flow = flow_fn(prev, nxt)
-        flow[~np.isfinite(flow)] = 0.0
-        flow *= wgt[..., None]
-        sum_wf += flow
-        sum_w += wgt
-        del flow, wgt  # not alive through the densification below
-    prep.release_images()
     c = int(cell) if cell else _default_cell((h, w))
-    sum_wf /= n_pairs
-    sum_w /= n_pairs
-    field = _densify_dense(sum_wf, sum_w, c, k, power, offset, decay, min_weight, robust)
+    hc, wc = -(-h // c), -(-w // c)
+    # Echo-weighted flow and echo weight, summed over the pairs as cell means: the
+    # vectors are averaged per cell anyway, and no full-grid sum is alive beside the flow.
+    cf = np.zeros((hc, wc, 2), dtype=np.float64)
+    cw = np.zeros((hc, wc), dtype=np.float64)
+    n_pairs = len(prep.images) - 1  # so that min_weight is an echo fraction per pair
+    bands = strips(h, strip_rows, int(strip_margin), align=c)
+    for prev, nxt, usable in prep.pairs():
+        for keep, run in bands:
+            wgt = ((prev[keep] > 0) & usable[keep]).astype(np.float32)
+            if not wgt.any():
+                continue
+            inner = slice(keep.start - run.start, keep.stop - run.start)
+            flow = flow_fn(prev[run], nxt[run])[inner]
+            flow[~np.isfinite(flow)] = 0.0
+            flow *= wgt[..., None]
+            cells = slice(keep.start // c, -(-keep.stop // c))
+            cf[cells] += _block_mean(flow, c)
+            cw[cells] += _block_mean(wgt, c)
+            del flow, wgt  # not alive through the next band's flow or the densification
+    prep.release_images()
+    cf /= n_pairs
+    cw /= n_pairs
+    field = _densify_dense(cf, cw, c, (h, w), k, power, offset, decay, min_weight, robust)
     return prep.finish(field)
 
 
@@ -390,7 +437,8 @@ _COMMON_DOC = """
     ``coverage_buffer`` (pixels next to no coverage whose vectors are dropped).
     The dense methods also take ``robust`` (iterations of reweighting that
     down-weights cell vectors far from the interpolated field, such as the
-    apparent divergence of a growing cell; 0 = plain IDW).
+    apparent divergence of a growing cell; 0 = plain IDW), ``strip_rows`` and
+    ``strip_margin`` (the flow in horizontal strips, see :func:`strips`).
 """
 
 _DIS_PRESETS = {
@@ -402,19 +450,19 @@ _DIS_PRESETS = {
 
 @_method
 def dis(frames: Iterable[np.ndarray], *, preset: str = "medium", finest_scale: int | None = None,
-        patch_size: int | None = None, patch_stride: int | None = None, refine_iterations: int = 0,
+        patch_size: int | None = None, patch_stride: int | None = None, refine_iterations: int = 5,
         smooth: float = 1.0,
         dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX, max_size: int | None = MAX_SIZE,
         cell: int | None = None, k: int = 20, power: float = 0.5, offset: float = 0.5, decay: float = 16.0,
-        min_weight: float = 0.05, coverage_buffer: int = 10, robust: int = 2) -> np.ndarray:
+        min_weight: float = 0.05, coverage_buffer: int = 10, robust: int = 2,
+        strip_rows: int | None = STRIP_ROWS, strip_margin: int = STRIP_MARGIN) -> np.ndarray:
     """Dense Inverse Search optical flow (OpenCV ``DISOpticalFlow``), as rainymotion's Dense model.
 
-    ``refine_iterations`` of DIS's variational refinement default to 0, not
-    the preset's 5: its buffers are most of DIS's memory (111 against 24 MB at
-    1792x1152, the grid ingest estimates on), and the cell averaging and IDW
-    below smooth the field anyway. Measured skill cost (default run of
-    benchmarks/nowcast_skill.py, 2026-11-28): mean CSI 0.666 -> 0.664, CONUS
-    seeds 0/5 0.435 -> 0.427 and 0.396 -> 0.393; CPU time 21 % less.
+    ``refine_iterations`` of DIS's variational refinement: the medium preset's
+    5. Its buffers are most of DIS's memory, several times the image, so the
+    flow is computed in horizontal strips of ``strip_rows`` rows with
+    ``strip_margin`` rows of context (see :func:`strips`; None = the whole
+    grid at once).
 
     ``preset`` is "ultrafast", "fast" or "medium"; ``finest_scale``,
     ``patch_size`` and ``patch_stride`` override the preset; ``smooth`` is the
@@ -441,7 +489,8 @@ def dis(frames: Iterable[np.ndarray], *, preset: str = "medium", finest_scale: i
 
     return _dense_method(flow_fn, frames, dbz_min=dbz_min, dbz_max=dbz_max, max_size=max_size, cell=cell, k=k,
                          power=power, offset=offset, decay=decay, min_weight=min_weight,
-                         coverage_buffer=coverage_buffer, robust=robust)
+                         coverage_buffer=coverage_buffer, robust=robust, strip_rows=strip_rows,
+                         strip_margin=strip_margin)
 
 
 @_method
@@ -450,8 +499,12 @@ def farneback(frames: Iterable[np.ndarray], *, pyr_scale: float = 0.5, levels: i
               dbz_min: float = DBZ_MIN, dbz_max: float = DBZ_MAX, max_size: int | None = MAX_SIZE,
               cell: int | None = None, k: int = 20, power: float = 0.5, offset: float = 0.5,
               decay: float = 16.0, min_weight: float = 0.05, coverage_buffer: int = 10,
-              robust: int = 2) -> np.ndarray:
-    """Gunnar Farneback's polynomial-expansion flow (``cv2.calcOpticalFlowFarneback``), pysteps' defaults."""
+              robust: int = 2, strip_rows: int | None = STRIP_ROWS, strip_margin: int = STRIP_MARGIN) -> np.ndarray:
+    """Gunnar Farneback's polynomial-expansion flow (``cv2.calcOpticalFlowFarneback``), pysteps' defaults.
+
+    Computed in strips as :func:`dis`; its flow is local enough that the
+    stitched field is the whole grid's.
+    """
     flags = cv2.OPTFLOW_FARNEBACK_GAUSSIAN if gaussian else 0
 
     def flow_fn(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
@@ -460,7 +513,8 @@ def farneback(frames: Iterable[np.ndarray], *, pyr_scale: float = 0.5, levels: i
 
     return _dense_method(flow_fn, frames, dbz_min=dbz_min, dbz_max=dbz_max, max_size=max_size, cell=cell, k=k,
                          power=power, offset=offset, decay=decay, min_weight=min_weight,
-                         coverage_buffer=coverage_buffer, robust=robust)
+                         coverage_buffer=coverage_buffer, robust=robust, strip_rows=strip_rows,
+                         strip_margin=strip_margin)
 
 
 def _local_outliers(xy: np.ndarray, uv: np.ndarray, k: int, thr: float) -> np.ndarray:
