@@ -29,31 +29,12 @@ Shi-Tomasi + pyramidal LK with its outlier test).  The dense methods down-
 weight cell vectors far from the interpolated field (2 reweighting passes),
 which damps the apparent divergence of growing cells.
 
-Default: ``"dis"``, chosen by ``benchmarks/nowcast_skill.py`` (default run
-of 2026-11-28 at 6c6e972, with pySTEPS 1.x installed: 3 input frames, 4
-initialisations per sequence, scores averaged per nowcast; our nowcast = this
-motion + backward semi-Lagrangian extrapolation).  Mean CSI over 20/30/40 dBZ
-and 1/5/10 mm/h, leads 5-60 min (SYNTHETIC sequences only: the script's
-known-motion fields on 500x500, and ``ingest.demo.synthetic.radar_sequence`` on
-700x1400 over the CONUS):
+Default: ``"dis"``, chosen by ``benchmarks/nowcast_skill.py`` on real MRMS radar
+in tile space and on synthetic sequences with known motion, against pySTEPS'
+Lucas-Kanade and persistence (tables, dates and costs in ``benchmarks/README.md``).
 
-    method         transl  rotat  shear  grow/decay  conus-s0  conus-s5  mean   MAE60 mm/h
-    dis             0.971  0.960  0.957    0.271      0.427     0.393   0.663   0.200
-    farneback       0.972  0.964  0.961    0.274      0.433     0.398   0.667   0.185
-    lucaskanade     0.966  0.941  0.941    0.267      0.432     0.395   0.657   0.226
-    pySTEPS LK      0.921  0.923  0.930    0.269      0.432     0.389   0.644   0.259
-    persistence     0.185  0.324  0.277    0.130      0.227     0.188   0.222   1.632
-
-CONUS seed 0, CSI >= 1 mm/h at 30 / 60 / 120 min: dis 0.651 / 0.431 / 0.152,
-farneback 0.661 / 0.442 / 0.155, pySTEPS 0.651 / 0.440 / 0.154, persistence
-0.350 / 0.175 / 0.024.  Motion-vector error against the known field (RMS
-error / RMS speed, echo region): translation 0.6 % (farneback 0.4, LK 1.6,
-pySTEPS 6.5), rotation 2.5 % (2.1, 4.4, 6.4), shear 1.4 % (1.2, 2.7, 3.9),
-growing/decaying cells 25.6 % (12.0, 14.9, 10.0).
-
-That is DIS with the preset's variational refinement, the default.
-Without the refinement DIS trails Farneback and pySTEPS on the CONUS storms;
-with it on the whole continental grid, its buffers alone would take ingest over
+DIS runs with the preset's variational refinement. Without it DIS trails
+Farneback and pySTEPS on the CONUS storms; with it on the whole continental grid, its buffers alone would take ingest over
 its memory target. The dense methods therefore compute the flow in overlapping
 horizontal strips (``strip_rows``, ``strip_margin``): the buffers scale with a
 strip, and the stitched field is the whole grid's to about 1 % of the speed on
@@ -62,12 +43,8 @@ frames, skill and memory are in ``benchmarks/README.md``).
 
 DIS is the default over Farneback because Farneback scores lower on the real
 MRMS sequence and takes about twice DIS's CPU time; Farneback is better from
-60 to 120 min where cells grow and decay.  CPU seconds for 3
-frames in the run above (machine shared with other jobs): on 1750x875, dis
-0.48, farneback 0.98, lucaskanade 0.20, pySTEPS LK (full-grid IDW) 9.0; on
-3500x1750 (reduced to 1750x875 first), dis 0.56, farneback 1.05.  Pass
-``method="farneback"`` if 1-2 h skill on growing convection matters more
-than cost.
+60 to 120 min where cells grow and decay: pass ``method="farneback"`` if 1-2 h
+skill on growing convection matters more than cost.
 """
 
 from __future__ import annotations
