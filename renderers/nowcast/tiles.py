@@ -1,8 +1,17 @@
-"""Nowcast pixels: where each pixel's trajectory starts, and the stored cell found there.
+"""Nowcast pixels: where each pixel's trajectory starts, and the stored value found there.
 
 Pure: the caller reads the source window this module names (anchored on the
 zoom's global pixel lattice, so every tile of a zoom samples the very same
 source cells) and hands it back.
+
+A departure point rarely falls on a cell's centre: the value there is
+interpolated bilinearly between the four cells around it, as pySTEPS'
+semi-Lagrangian scheme does. Taking the nearest cell instead moves every
+pixel by up to half a cell at random, which costs most at short leads and
+high thresholds (``benchmarks/README.md``, ``nowcast_gap.py``). Codes are
+linear in the physical value, so blending codes is blending values; where a
+neighbour is no coverage or no echo, a blend would mean nothing and the
+nearest cell is taken.
 """
 
 from __future__ import annotations
@@ -28,8 +37,13 @@ class SourceWindow:
     width: int
     height: int
     step: float  # metres per cell
-    columns: np.ndarray  # per output pixel: column within the window (float32 map for cv2.remap)
-    rows: np.ndarray
+    # Per output pixel, for cv2.remap's fixed-point maps: the window's cell
+    # up and left of the departure point (int16 column, row pairs), and the
+    # point's place between it and the next cells in 1/32 of a cell
+    # (row * 32 + column); the nearest cell, for where blending cannot be done.
+    cells: np.ndarray
+    fractions: np.ndarray
+    nearest: np.ndarray
 
     def bounds(self, origin: float) -> tuple[float, float]:
         """The window's top-left corner in Web Mercator metres, for a world from -``origin`` to ``origin``."""
@@ -49,33 +63,62 @@ def source_window(departures: Departures, left: float, top: float, pixel: float,
         row0 = math.floor((origin - y_max) / step) - 1
         width = math.floor((x_max + origin) / step) - col0 + 2
         height = math.floor((origin - y_min) / step) - row0 + 2
-        if width * height <= MAX_AREA_CELLS:
+        # (cv2.remap's fixed-point maps hold int16 cells.)
+        if width * height <= MAX_AREA_CELLS and max(width, height) < 2**15:
             break
         step *= 2
-    # The cell of the zoom's global lattice under each departure point, found
-    # from the point alone (not from where this tile's window starts), so a
-    # pixel picks the same cell in every tile and scale that draws it.
-    columns = _cells(shift[0], xs[None, :] + origin, step, col0)
-    rows = _cells(-shift[1], origin - ys[:, None], step, row0)
-    return SourceWindow(col0, row0, width, height, step, columns, rows)
+    # Cells and weights of the zoom's global lattice around each departure
+    # point, found from the point alone (not from where this tile's window
+    # starts), so a pixel gets the same value in every tile and scale that draws it.
+    column, column_32, column_near = _cells(shift[0], xs[None, :] + origin, step, col0)
+    row, row_32, row_near = _cells(-shift[1], origin - ys[:, None], step, row0)
+    column, row = np.broadcast_arrays(column, row)
+    cells = np.stack([column, row], axis=-1).astype(np.int16)
+    nearest = np.stack(np.broadcast_arrays(column_near, row_near), axis=-1).astype(np.int16)
+    fractions = (row_32 * INTER_TAB + column_32).astype(np.uint16)
+    return SourceWindow(col0, row0, width, height, step, cells, fractions, nearest)
 
 
-def sample(area: np.ndarray, window: SourceWindow, nodata: int) -> np.ndarray:
-    """Codes of the grid: each pixel takes the window's cell at its departure point."""
-    # Nearest, on codes: blending would mix "no coverage" into data. Departure
-    # points outside the frame (rain from beyond the radars) stay no-data.
-    return cv2.remap(area, window.columns, window.rows, interpolation=cv2.INTER_NEAREST,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
+# cv2.remap's fixed-point maps: weights in 1/32 of a cell.
+INTER_TAB = cv2.INTER_TAB_SIZE
 
 
-def _cells(shift: np.ndarray, distance: np.ndarray, step: float, first: int) -> np.ndarray:
-    """``floor((distance + shift) / step) - first`` as float32 map coordinates, computed in float64 in place."""
-    cells = shift.astype(np.float64)
-    cells += distance
-    cells /= step
-    np.floor(cells, out=cells)
-    cells -= first
-    return cells.astype(np.float32)
+def sample(area: np.ndarray, window: SourceWindow, nodata: int, no_echo: int | None = None) -> np.ndarray:
+    """Codes of the grid: each pixel takes the window's value at its departure point, bilinearly."""
+    # Departure points outside the frame (rain from beyond the radars) stay no-data.
+    blended = cv2.remap(area, window.cells, window.fractions, interpolation=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
+    special = area == nodata
+    if no_echo is not None:
+        special |= area == no_echo
+    # Float, so the smallest weight (1/1024) on a special cell still counts.
+    touched = cv2.remap(special.astype(np.float32), window.cells, window.fractions, interpolation=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=1.0) > 0
+    if touched.any():
+        nearest = cv2.remap(area, window.nearest, None, interpolation=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
+        blended[touched] = nearest[touched]
+    return blended
+
+
+def _cells(shift: np.ndarray, distance: np.ndarray, step: float, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per departure point along one axis, in the window counted from ``first``: the cell whose
+    centre is at or before it, its distance past that centre in 1/32 of a cell, and the cell it lies in.
+
+    Computed in float64 in place from ``(distance + shift) / step``.
+    """
+    position = shift.astype(np.float64)
+    position += distance
+    position /= step
+    nearest = np.floor(position) - first
+    position -= 0.5  # from cell edges to cell centres
+    lower = np.floor(position)
+    thirty_seconds = np.rint((position - lower) * INTER_TAB)
+    carry = thirty_seconds >= INTER_TAB
+    lower += carry
+    thirty_seconds[carry] = 0
+    lower -= first
+    return lower, thirty_seconds, nearest
 
 
 def _centres(left: float, top: float, pixel: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
