@@ -4,14 +4,15 @@ Pure: the caller reads the source window this module names (anchored on the
 zoom's global pixel lattice, so every tile of a zoom samples the very same
 source cells) and hands it back.
 
-A departure point rarely falls on a cell's centre: the value there is
-interpolated bilinearly between the four cells around it, as pySTEPS'
-semi-Lagrangian scheme does. Taking the nearest cell instead moves every
-pixel by up to half a cell at random, which costs most at short leads and
-high thresholds (``benchmarks/README.md``, ``nowcast_gap.py``). Codes are
-linear in the physical value, so blending codes is blending values; where a
-neighbour is no coverage or no echo, a blend would mean nothing and the
-nearest cell is taken.
+A departure point rarely falls on a cell's centre. For layers whose values
+may be averaged (``resampling = "bilinear"``, e.g. rain rates) the value there
+is interpolated bilinearly between the four cells around it, as pySTEPS'
+semi-Lagrangian scheme does: taking the cell the point falls in instead moves
+every pixel by up to half a cell at random, which costs most at short leads
+and high thresholds (``benchmarks/README.md``, ``nowcast_gap.py``). Codes are
+linear in the physical value, so blending codes is blending values; where one
+of the four is no coverage or no echo, a blend would mean nothing and the
+cell the point falls in is taken, as it is for the other layers.
 """
 
 from __future__ import annotations
@@ -37,13 +38,11 @@ class SourceWindow:
     width: int
     height: int
     step: float  # metres per cell
-    # Per output pixel, for cv2.remap's fixed-point maps: the window's cell
-    # up and left of the departure point (int16 column, row pairs), and the
-    # point's place between it and the next cells in 1/32 of a cell
-    # (row * 32 + column); the nearest cell, for where blending cannot be done.
-    cells: np.ndarray
-    fractions: np.ndarray
-    nearest: np.ndarray
+    # Per output pixel, the departure point in the window's cells (cell centres at
+    # whole numbers), float32 maps for cv2.remap: whole thirty-seconds of a cell,
+    # exact in float32, so that cv2's own rounding to 1/32 changes nothing.
+    columns: np.ndarray
+    rows: np.ndarray
 
     def bounds(self, origin: float) -> tuple[float, float]:
         """The window's top-left corner in Web Mercator metres, for a world from -``origin`` to ``origin``."""
@@ -70,55 +69,61 @@ def source_window(departures: Departures, left: float, top: float, pixel: float,
     # Cells and weights of the zoom's global lattice around each departure
     # point, found from the point alone (not from where this tile's window
     # starts), so a pixel gets the same value in every tile and scale that draws it.
-    column, column_32, column_near = _cells(shift[0], xs[None, :] + origin, step, col0)
-    row, row_32, row_near = _cells(-shift[1], origin - ys[:, None], step, row0)
-    column, row = np.broadcast_arrays(column, row)
-    cells = np.stack([column, row], axis=-1).astype(np.int16)
-    nearest = np.stack(np.broadcast_arrays(column_near, row_near), axis=-1).astype(np.int16)
-    fractions = (row_32 * INTER_TAB + column_32).astype(np.uint16)
-    return SourceWindow(col0, row0, width, height, step, cells, fractions, nearest)
+    columns = _thirty_seconds(shift[0], xs[None, :] + origin, step, col0)
+    rows = _thirty_seconds(-shift[1], origin - ys[:, None], step, row0)
+    return SourceWindow(col0, row0, width, height, step, columns, rows)
 
 
-# cv2.remap's fixed-point maps: weights in 1/32 of a cell.
-INTER_TAB = cv2.INTER_TAB_SIZE
+def sample(area: np.ndarray, window: SourceWindow, nodata: int, no_echo: int | None = None,
+           interpolate: bool = True) -> np.ndarray:
+    """Codes of the grid: each pixel takes the window's value at its departure point.
 
-
-def sample(area: np.ndarray, window: SourceWindow, nodata: int, no_echo: int | None = None) -> np.ndarray:
-    """Codes of the grid: each pixel takes the window's value at its departure point, bilinearly."""
+    ``interpolate``: bilinearly between the four cells around it (the layer's
+    ``resampling`` is bilinear), or else the cell it falls in.
+    """
     # Departure points outside the frame (rain from beyond the radars) stay no-data.
-    blended = cv2.remap(area, window.cells, window.fractions, interpolation=cv2.INTER_LINEAR,
+    if not interpolate:
+        return _nearest(area, window, nodata)
+    blended = cv2.remap(area, window.columns, window.rows, interpolation=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
     special = area == nodata
     if no_echo is not None:
         special |= area == no_echo
-    # Float, so the smallest weight (1/1024) on a special cell still counts.
-    touched = cv2.remap(special.astype(np.float32), window.cells, window.fractions, interpolation=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_CONSTANT, borderValue=1.0) > 0
+    if not special.any():
+        return blended
+    # A cell is flagged if it or a cell right of it or below it is special: a
+    # pixel whose cell up and left is flagged has a special cell among its four.
+    flagged = cv2.dilate(special.view(np.uint8), np.ones((2, 2), np.uint8), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    touched = cv2.remap(flagged, np.floor(window.columns), np.floor(window.rows), interpolation=cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=1).view(bool)
     if touched.any():
-        nearest = cv2.remap(area, window.nearest, None, interpolation=cv2.INTER_NEAREST,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
-        blended[touched] = nearest[touched]
+        np.copyto(blended, _nearest(area, window, nodata), where=touched)
     return blended
 
 
-def _cells(shift: np.ndarray, distance: np.ndarray, step: float, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per departure point along one axis, in the window counted from ``first``: the cell whose
-    centre is at or before it, its distance past that centre in 1/32 of a cell, and the cell it lies in.
+def _nearest(area: np.ndarray, window: SourceWindow, nodata: int) -> np.ndarray:
+    """The cell each departure point falls in (the next one from half a cell past a centre)."""
+    return cv2.remap(area, np.floor(window.columns + 0.5), np.floor(window.rows + 0.5), interpolation=cv2.INTER_NEAREST,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
 
-    Computed in float64 in place from ``(distance + shift) / step``.
+
+def _thirty_seconds(shift: np.ndarray, distance: np.ndarray, step: float, first: int) -> np.ndarray:
+    """Departure points along one axis in the window's cells, cell centres at whole numbers, rounded to 1/32.
+
+    ``round(32 * ((distance + shift) / step - 0.5 - first)) / 32``, computed in
+    float64 in place from the point alone, so a point gets the same weights in every window.
     """
     position = shift.astype(np.float64)
     position += distance
-    position /= step
-    nearest = np.floor(position) - first
-    position -= 0.5  # from cell edges to cell centres
-    lower = np.floor(position)
-    thirty_seconds = np.rint((position - lower) * INTER_TAB)
-    carry = thirty_seconds >= INTER_TAB
-    lower += carry
-    thirty_seconds[carry] = 0
-    lower -= first
-    return lower, thirty_seconds, nearest
+    position *= INTER_TAB / step
+    position -= INTER_TAB * (first + 0.5)
+    np.rint(position, out=position)
+    position *= 1 / INTER_TAB
+    return position.astype(np.float32)
+
+
+# cv2.remap interpolates with weights in 1/32 of a cell.
+INTER_TAB = cv2.INTER_TAB_SIZE
 
 
 def _centres(left: float, top: float, pixel: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

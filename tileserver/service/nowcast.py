@@ -47,8 +47,9 @@ class Nowcasts:
     def tile_codes(self, target: Target, tile: grid.Tile, size: int) -> np.ndarray:
         """Codes of a nowcast tile: each pixel takes the base frame's value at its departure point."""
         departures = self.departures(target)
-        no_echo = LAYERS[target.frame.layer].encoding.no_echo
-        return self.catalogs.read(target.frame, lambda dataset: tile_codes(dataset, tile, size, departures, no_echo))
+        layer = LAYERS[target.frame.layer]
+        interpolate, no_echo = layer.resampling == "bilinear", layer.encoding.no_echo
+        return self.catalogs.read(target.frame, lambda dataset: tile_codes(dataset, tile, size, departures, no_echo, interpolate))
 
     def point_code(self, target: Target, lon: float, lat: float) -> int | None:
         departures = self.departures(target)
@@ -56,11 +57,12 @@ class Nowcasts:
 
 
 def tile_codes(dataset: rasterio.DatasetReader, tile: grid.Tile, size: int, departures: Departures,
-               no_echo: int | None = None) -> np.ndarray:
+               no_echo: int | None = None, interpolate: bool = True) -> np.ndarray:
+    """``interpolate``: values between cells, for layers whose values may be averaged (``renderers.nowcast.tiles``)."""
     left, _, right, top = grid.xy_bounds(tile)
     window = source_window(departures, left, top, (right - left) / size, size, grid.ORIGIN)
     area = read_area(dataset, *window.bounds(grid.ORIGIN), window.step, window.width, window.height)
-    return sample(area, window, int(dataset.nodata), no_echo)
+    return sample(area, window, int(dataset.nodata), no_echo, interpolate)
 
 
 def point_code(dataset: rasterio.DatasetReader, lon: float, lat: float, departures: Departures) -> int | None:
