@@ -27,6 +27,8 @@ from renderers.nowcast.advection import Departures
 
 # Above this many source cells a read drops to a coarser lattice.
 MAX_AREA_CELLS = 4096 * 4096
+# cv2.remap interpolates with weights in 1/32 of a cell.
+INTER_TAB = cv2.INTER_TAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,7 @@ def source_window(departures: Departures, left: float, top: float, pixel: float,
         row0 = math.floor((origin - y_max) / step) - 1
         width = math.floor((x_max + origin) / step) - col0 + 2
         height = math.floor((origin - y_min) / step) - row0 + 2
-        # (cv2.remap's fixed-point maps hold int16 cells.)
-        if width * height <= MAX_AREA_CELLS and max(width, height) < 2**15:
+        if width * height <= MAX_AREA_CELLS:
             break
         step *= 2
     # Cells and weights of the zoom's global lattice around each departure
@@ -121,9 +122,6 @@ def _thirty_seconds(shift: np.ndarray, distance: np.ndarray, step: float, first:
     position *= 1 / INTER_TAB
     return position.astype(np.float32)
 
-
-# cv2.remap interpolates with weights in 1/32 of a cell.
-INTER_TAB = cv2.INTER_TAB_SIZE
 
 
 def _centres(left: float, top: float, pixel: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
