@@ -1,8 +1,18 @@
-"""Nowcast pixels: where each pixel's trajectory starts, and the stored cell found there.
+"""Nowcast pixels: where each pixel's trajectory starts, and the stored value found there.
 
 Pure: the caller reads the source window this module names (anchored on the
 zoom's global pixel lattice, so every tile of a zoom samples the very same
 source cells) and hands it back.
+
+A departure point rarely falls on a cell's centre. For layers whose values
+may be averaged (``resampling = "bilinear"``, e.g. rain rates) the value there
+is interpolated bilinearly between the four cells around it, as pySTEPS'
+semi-Lagrangian scheme does: taking the cell the point falls in instead moves
+every pixel by up to half a cell at random, which costs most at short leads
+and high thresholds (``benchmarks/README.md``, ``nowcast_gap.py``). Codes are
+linear in the physical value, so blending codes is blending values; where one
+of the four is no coverage or no echo, a blend would mean nothing and the
+cell the point falls in is taken, as it is for the other layers.
 """
 
 from __future__ import annotations
@@ -17,6 +27,8 @@ from renderers.nowcast.advection import Departures
 
 # Above this many source cells a read drops to a coarser lattice.
 MAX_AREA_CELLS = 4096 * 4096
+# cv2.remap interpolates with weights in 1/32 of a cell.
+INTER_TAB = cv2.INTER_TAB_SIZE
 
 
 @dataclass(frozen=True)
@@ -28,7 +40,10 @@ class SourceWindow:
     width: int
     height: int
     step: float  # metres per cell
-    columns: np.ndarray  # per output pixel: column within the window (float32 map for cv2.remap)
+    # Per output pixel, the departure point in the window's cells (cell centres at
+    # whole numbers), float32 maps for cv2.remap: whole thirty-seconds of a cell,
+    # exact in float32, so that cv2's own rounding to 1/32 changes nothing.
+    columns: np.ndarray
     rows: np.ndarray
 
     def bounds(self, origin: float) -> tuple[float, float]:
@@ -52,30 +67,61 @@ def source_window(departures: Departures, left: float, top: float, pixel: float,
         if width * height <= MAX_AREA_CELLS:
             break
         step *= 2
-    # The cell of the zoom's global lattice under each departure point, found
-    # from the point alone (not from where this tile's window starts), so a
-    # pixel picks the same cell in every tile and scale that draws it.
-    columns = _cells(shift[0], xs[None, :] + origin, step, col0)
-    rows = _cells(-shift[1], origin - ys[:, None], step, row0)
+    # Cells and weights of the zoom's global lattice around each departure
+    # point, found from the point alone (not from where this tile's window
+    # starts), so a pixel gets the same value in every tile and scale that draws it.
+    columns = _thirty_seconds(shift[0], xs[None, :] + origin, step, col0)
+    rows = _thirty_seconds(-shift[1], origin - ys[:, None], step, row0)
     return SourceWindow(col0, row0, width, height, step, columns, rows)
 
 
-def sample(area: np.ndarray, window: SourceWindow, nodata: int) -> np.ndarray:
-    """Codes of the grid: each pixel takes the window's cell at its departure point."""
-    # Nearest, on codes: blending would mix "no coverage" into data. Departure
-    # points outside the frame (rain from beyond the radars) stay no-data.
-    return cv2.remap(area, window.columns, window.rows, interpolation=cv2.INTER_NEAREST,
+def sample(area: np.ndarray, window: SourceWindow, nodata: int, no_echo: int | None = None,
+           interpolate: bool = True) -> np.ndarray:
+    """Codes of the grid: each pixel takes the window's value at its departure point.
+
+    ``interpolate``: bilinearly between the four cells around it (the layer's
+    ``resampling`` is bilinear), or else the cell it falls in.
+    """
+    # Departure points outside the frame (rain from beyond the radars) stay no-data.
+    if not interpolate:
+        return _nearest(area, window, nodata)
+    blended = cv2.remap(area, window.columns, window.rows, interpolation=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
+    special = area == nodata
+    if no_echo is not None:
+        special |= area == no_echo
+    if not special.any():
+        return blended
+    # A cell is flagged if it or a cell right of it or below it is special: a
+    # pixel whose cell up and left is flagged has a special cell among its four.
+    flagged = cv2.dilate(special.view(np.uint8), np.ones((2, 2), np.uint8), anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    touched = cv2.remap(flagged, np.floor(window.columns), np.floor(window.rows), interpolation=cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=1).view(bool)
+    if touched.any():
+        np.copyto(blended, _nearest(area, window, nodata), where=touched)
+    return blended
+
+
+def _nearest(area: np.ndarray, window: SourceWindow, nodata: int) -> np.ndarray:
+    """The cell each departure point falls in (the next one from half a cell past a centre)."""
+    return cv2.remap(area, np.floor(window.columns + 0.5), np.floor(window.rows + 0.5), interpolation=cv2.INTER_NEAREST,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
 
 
-def _cells(shift: np.ndarray, distance: np.ndarray, step: float, first: int) -> np.ndarray:
-    """``floor((distance + shift) / step) - first`` as float32 map coordinates, computed in float64 in place."""
-    cells = shift.astype(np.float64)
-    cells += distance
-    cells /= step
-    np.floor(cells, out=cells)
-    cells -= first
-    return cells.astype(np.float32)
+def _thirty_seconds(shift: np.ndarray, distance: np.ndarray, step: float, first: int) -> np.ndarray:
+    """Departure points along one axis in the window's cells, cell centres at whole numbers, rounded to 1/32.
+
+    ``round(32 * ((distance + shift) / step - 0.5 - first)) / 32``, computed in
+    float64 in place from the point alone, so a point gets the same weights in every window.
+    """
+    position = shift.astype(np.float64)
+    position += distance
+    position *= INTER_TAB / step
+    position -= INTER_TAB * (first + 0.5)
+    np.rint(position, out=position)
+    position *= 1 / INTER_TAB
+    return position.astype(np.float32)
+
 
 
 def _centres(left: float, top: float, pixel: float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from cachetools import LRUCache
 from renderers.nowcast.advection import DepartureCache, Departures, MotionField
 from renderers.nowcast.tiles import sample, source_window
 from tileserver.core import grid
+from tileserver.core.layers import LAYERS
 from tileserver.core.reader import read_area, read_motion, read_point
 from tileserver.service.catalogs import Catalogs
 from tileserver.service.targets import Target
@@ -44,20 +45,24 @@ class Nowcasts:
         return self._departures.get(target.motion, self.motion_field(target), target.lead_s)
 
     def tile_codes(self, target: Target, tile: grid.Tile, size: int) -> np.ndarray:
-        """Codes of a nowcast tile: each pixel takes the base frame's cell at its departure point."""
+        """Codes of a nowcast tile: each pixel takes the base frame's value at its departure point."""
         departures = self.departures(target)
-        return self.catalogs.read(target.frame, lambda dataset: tile_codes(dataset, tile, size, departures))
+        layer = LAYERS[target.frame.layer]
+        interpolate, no_echo = layer.resampling == "bilinear", layer.encoding.no_echo
+        return self.catalogs.read(target.frame, lambda dataset: tile_codes(dataset, tile, size, departures, no_echo, interpolate))
 
     def point_code(self, target: Target, lon: float, lat: float) -> int | None:
         departures = self.departures(target)
         return self.catalogs.read(target.frame, lambda dataset: point_code(dataset, lon, lat, departures))
 
 
-def tile_codes(dataset: rasterio.DatasetReader, tile: grid.Tile, size: int, departures: Departures) -> np.ndarray:
+def tile_codes(dataset: rasterio.DatasetReader, tile: grid.Tile, size: int, departures: Departures,
+               no_echo: int | None = None, interpolate: bool = True) -> np.ndarray:
+    """``interpolate``: values between cells, for layers whose values may be averaged (``renderers.nowcast.tiles``)."""
     left, _, right, top = grid.xy_bounds(tile)
     window = source_window(departures, left, top, (right - left) / size, size, grid.ORIGIN)
     area = read_area(dataset, *window.bounds(grid.ORIGIN), window.step, window.width, window.height)
-    return sample(area, window, int(dataset.nodata))
+    return sample(area, window, int(dataset.nodata), no_echo, interpolate)
 
 
 def point_code(dataset: rasterio.DatasetReader, lon: float, lat: float, departures: Departures) -> int | None:

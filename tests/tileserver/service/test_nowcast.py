@@ -14,6 +14,7 @@ from affine import Affine
 
 from ingest.pipeline import ingest_file
 from renderers.nowcast.advection import MotionField, trace
+from tileserver.core.reader import read_motion
 from tileserver.service.nowcast import tile_codes as nowcast_tile
 from tests.conftest import T0, minutes
 from tests.fixtures.storms import RADAR, RES, write_step
@@ -122,6 +123,23 @@ def test_zoom_levels_agree(nowcast_store: tuple[Store, Store]) -> None:
     assert disagree.mean() < 0.03
     # Echo areas at the two zooms match within a few percent.
     assert abs(coarse.mean() - fine.mean()) < 0.03 * max(fine.mean(), 1e-6) + 0.002
+
+
+def test_a_layer_that_must_not_be_averaged_takes_the_cell_each_departure_falls_in(nowcast_store: tuple[Store, Store]) -> None:
+    """Reflectivity (``resampling = "nearest"``) is drawn from whole cells; interpolating would draw other values."""
+    store, _ = nowcast_store
+    assert RADAR.resampling == "nearest"
+    latest = store.load_catalog(RADAR.id).frames[-1]
+    tile = mercantile.tile(-100.0, 42.0, 6)
+    served = RADAR.encoding.encode(npy(service_for(store), "2026-11-27T21:40:00Z", tile))
+    with rasterio.open(store.storage.gdal_path(latest.motion)) as motion:
+        departures = trace(MotionField(*read_motion(motion)), 1800.0)
+    with rasterio.open(store.storage.gdal_path(latest.key)) as dataset:
+        cells = nowcast_tile(dataset, tile, 256, departures, RADAR.encoding.no_echo, interpolate=False)
+        blended = nowcast_tile(dataset, tile, 256, departures, RADAR.encoding.no_echo, interpolate=True)
+    assert len(np.unique(served)) > 10
+    np.testing.assert_array_equal(served, cells)
+    assert np.count_nonzero(blended != cells) > 500
 
 
 def test_no_rain_from_outside_coverage(nowcast_store: tuple[Store, Store]) -> None:
