@@ -597,7 +597,7 @@ def probe_full_cache(store: Path, captured: Path) -> None:
     empty = transparent_png(256)
     bodies = [empty if body == empty else body for body in bodies]
     frame = service.store.load_catalog(LAYER).frames[-1]
-    target = service.tiles.resolve(LAYERS[LAYER], frame.time)
+    target = service.catalogs.target(LAYERS[LAYER], frame.time)
     colormap = LAYERS[LAYER].colormap
     rng = random.Random(0)
     before = rss_mb()

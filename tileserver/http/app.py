@@ -127,7 +127,7 @@ def tilejson(request: Request) -> JSONResponse:
         raise BadRequest(f"run= applies to forecast layers; {found.id} is {found.kind}")
     info = service.metadata.layer_info(found, _base_url(request))
     if resolved != "latest" or run is not None:
-        target = service.tiles.resolve(found, resolved, run)  # 404 now rather than from every tile
+        target = service.catalogs.target(found, resolved, run)  # 404 now rather than from every tile
         time = format_utc(target.time) if resolved != "latest" else time
     return JSONResponse(
         ogc.tilejson(info, _base_url(request), time, colormap, format_utc(run) if run else None),

@@ -31,7 +31,7 @@ class TileService:
         self.catalogs = Catalogs(store, settings, self.metrics)
         self.nowcast = Nowcasts(self.catalogs)
         self.tiles = Tiles(self.catalogs, self.nowcast, settings, self.metrics)
-        self.points = Points(self.catalogs, self.tiles, self.nowcast, settings)
+        self.points = Points(self.catalogs, self.nowcast, settings)
         self.metadata = Metadata(self.catalogs)
 
     def close(self) -> None:

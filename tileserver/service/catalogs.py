@@ -23,10 +23,12 @@ from tileserver.core.reader import DatasetPool
 from tileserver.core.settings import Settings
 from tileserver.core.timeutil import format_utc
 from tileserver.core.verification import Record, summary
-from tileserver.service import blend
+from tileserver.service import blend, targets
 from tileserver.service.errors import ApiError, BadGateway, NotFound, Unavailable
 from tileserver.service.health import StoreHealth
 from tileserver.service.metrics import CatalogCollector, Metrics, VerificationCollector
+from tileserver.service.params import FrameTime
+from tileserver.service.targets import Target
 from tileserver.store import Catalog, CatalogError, Frame, Store, catalog_key
 from tileserver.store.storage import KeyNotFound, StorageError
 
@@ -101,6 +103,17 @@ class Catalogs:
                 self._refresh_in_background(layer_id)
             return cached[1]
         return self._read_catalog(layer_id)
+
+    def target(self, layer: Layer, time: FrameTime, run: Any = None, catalog: Catalog | None = None) -> Target:
+        """What a URL's time names: a stored frame, a blend's frames, or a nowcast from the latest frame.
+
+        With a ``catalog`` in hand this does no I/O.
+        """
+        if layer.blend:
+            return targets.resolve_blend(layer, self.stacks(layer), time, run)
+        if catalog is None:
+            catalog = self.catalog(layer.id)
+        return targets.resolve(layer, catalog, time, run, self.settings.nowcast_horizon_min)
 
     def stacks(self, layer: Layer) -> list[blend.Stack]:
         """A blend layer's frames: per valid time, each source's newest run, most preferred first."""

@@ -21,7 +21,6 @@ from tileserver.service.catalogs import CORRUPT_BYTES, Catalogs
 from tileserver.service.errors import BadRequest, NotFound, Unavailable
 from tileserver.service.nowcast import Nowcasts
 from tileserver.service.params import FrameTime
-from tileserver.service.tiles import Tiles
 from tileserver.store import Catalog, Frame, Pack
 from tileserver.store.series import SeriesGrid, decode_entry, index_range, pack_index_range, value_in_chunk, values_in_pack_chunk
 from tileserver.store.storage import KeyNotFound, StorageError
@@ -34,9 +33,8 @@ _SERIES_DTYPES = {layer.id: {"uint8": "u1", "uint16": "u2", "int16": "i2"}[layer
 
 
 class Points:
-    def __init__(self, catalogs: Catalogs, tiles: Tiles, nowcasts: Nowcasts, settings: Settings) -> None:
+    def __init__(self, catalogs: Catalogs, nowcasts: Nowcasts, settings: Settings) -> None:
         self.catalogs = catalogs
-        self.tiles = tiles
         self.nowcasts = nowcasts
         self.settings = settings
         # Sidecar index entries and chunks: small, re-read by every series query nearby.
@@ -46,7 +44,7 @@ class Points:
         self._series_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="series")
 
     def point(self, layer: Layer, lon: float, lat: float, time: FrameTime, run: Any = None) -> dict[str, Any]:
-        target = self.tiles.resolve(layer, time, run)
+        target = self.catalogs.target(layer, time, run)
         frame = target.frame
         result: dict[str, Any] = {
             "layer": layer.id, "time": format_utc(target.time),
@@ -104,8 +102,7 @@ class Points:
 
     def _blend_series(self, layer: Layer, lon: float, lat: float, start: datetime | None, end: datetime | None, run: Any) -> dict[str, Any]:
         """A blend's series: at each valid time, the first source with a value at the point."""
-        if run is not None:
-            raise BadRequest(f"layer {layer.id!r} blends the newest runs of {' and '.join(layer.blend)}; ask one of those for a given run")
+        targets.refuse_run(layer, run)
         found = [s for s in self.catalogs.stacks(layer) if (start is None or s.time >= start) and (end is None or s.time <= end)]
         if len(found) > MAX_SERIES_FRAMES:
             raise BadRequest(f"{len(found)} frames match; ask for at most {MAX_SERIES_FRAMES} with start= and end=")

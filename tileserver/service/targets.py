@@ -56,9 +56,14 @@ def resolve(layer: Layer, catalog: Catalog, time: FrameTime, run: Any, horizon_m
     raise NotFound(f"layer {layer.id!r} has {what}")
 
 
-def resolve_blend(layer: Layer, stacks: list[blend.Stack], time: FrameTime, run: Any) -> Target:
+def refuse_run(layer: Layer, run: Any) -> None:
+    """A blend shows each source's newest run: a run belongs to one of its sources."""
     if run is not None:
         raise BadRequest(f"layer {layer.id!r} blends the newest runs of {' and '.join(layer.blend)}; ask one of those for a given run")
+
+
+def resolve_blend(layer: Layer, stacks: list[blend.Stack], time: FrameTime, run: Any) -> Target:
+    refuse_run(layer, run)
     stack = blend.resolve(stacks, time)
     if stack is None:
         what = "no frames yet" if time == "latest" else f"no frame at {format_utc(time)}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 from cachetools import LRUCache
@@ -14,15 +13,15 @@ import colormaps
 from renderers.colorize import ColorTable, ColormapMismatchError, check_compatible, color_table
 from renderers.png import render_npy, render_png, transparent_png
 from tileserver.core import grid
-from tileserver.core.layers import LAYERS, Layer
+from tileserver.core.layers import LAYERS
 from tileserver.core.reader import read_tile
 from tileserver.core.settings import Settings
-from tileserver.service import blend, targets
+from tileserver.service import blend
 from tileserver.service.catalogs import Catalogs
 from tileserver.service.errors import BadRequest
 from tileserver.service.metrics import Metrics
 from tileserver.service.nowcast import Nowcasts
-from tileserver.service.params import FrameTime, TileRequest
+from tileserver.service.params import TileRequest
 from tileserver.service.targets import Target
 from tileserver.store import Catalog
 
@@ -46,14 +45,6 @@ class Tiles:
         # Keyed by ETag: it already digests everything the bytes depend on.
         self.cache: LRUCache[str, bytes] = LRUCache(maxsize=settings.cache_mb * 2**20, getsizeof=_entry_size)
         self._cache_lock = threading.Lock()
-
-    def resolve(self, layer: Layer, time: FrameTime, run: Any = None, catalog: Catalog | None = None) -> Target:
-        """What a URL's time names: a stored frame, a blend's frames, or a nowcast from the latest frame."""
-        if layer.blend:
-            return targets.resolve_blend(layer, self.catalogs.stacks(layer), time, run)
-        if catalog is None:
-            catalog = self.catalogs.catalog(layer.id)
-        return targets.resolve(layer, catalog, time, run, self.settings.nowcast_horizon_min)
 
     def tile_etag(self, request: TileRequest, target: Target) -> str:
         t = request.tile
@@ -80,7 +71,7 @@ class Tiles:
         """
         if request.format == "png":
             check_colormap(request.layer.id, request.colormap)
-        target = self.resolve(request.layer, request.time, request.run, catalog)
+        target = self.catalogs.target(request.layer, request.time, request.run, catalog)
         return target, self.tile_etag(request, target), self.cache_control(request, target)
 
     def cached(self, key: str) -> bytes | None:

@@ -23,7 +23,7 @@ RADAR = LAYERS["reflectivity"]
 def test_a_full_cache_holds_no_more_memory_than_its_setting(tmp_path: Path) -> None:
     service = TileService(Store(open_storage(str(tmp_path / "store"), create=True)), Settings(store=str(tmp_path / "store"), cache_mb=2))
     frame = Frame("reflectivity", T0, None, "k", "d" * 64, (-130, 20, -60, 55), 7, 1, "s", T0)
-    target = service.tiles.resolve(RADAR, T0, catalog=Catalog("reflectivity", (frame,)))
+    target = service.catalogs.target(RADAR, T0, catalog=Catalog("reflectivity", (frame,)))
     empty = transparent_png(256)
     rng = random.Random(1)
     tracemalloc.start()
