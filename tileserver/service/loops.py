@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import logging
 import math
 import os
 from collections import deque
@@ -65,8 +64,6 @@ from tileserver.service.tiles import RENDER_VERSION, check_colormap, definition_
 
 if TYPE_CHECKING:
     from tileserver.service import TileService
-
-log = logging.getLogger(__name__)
 
 # Bump when loop drawing changes, so cached loops and client ETags are refreshed.
 LOOP_VERSION = "1"
@@ -384,10 +381,8 @@ def _tile_png(service: TileService, request: LoopRequest, target: Target, tile: 
 class _Grid:
     """The tiles of ``zoom`` that cover the loop, and the loop's box within their mosaic."""
 
-    zoom: int
     tiles: tuple[mercator.Tile, ...]  # row by row
     columns: int  # tiles across the mosaic
-    rows: int
     box: tuple[float, float, float, float]  # the bbox in mosaic pixels: left, top, right, bottom
     size: tuple[int, int]  # output width, height
 
@@ -408,7 +403,8 @@ class _Grid:
         tiles = tuple(mercator.Tile(x, y, zoom) for y in range(ty0, ty1 + 1) for x in range(tx0, tx1 + 1))
         ox, oy = tx0 * TILE_SIZE, ty0 * TILE_SIZE
         box = (left - ox, top - oy, right - ox, bottom - oy)
-        return cls(zoom, tiles, tx1 - tx0 + 1, ty1 - ty0 + 1, box, (request.width, request.height))
+        return cls(tiles, tx1 - tx0 + 1, box, (request.width, request.height))
+
 
 def loop_summary(plan: LoopPlan) -> list[dict[str, Any]]:
     """The frames of a plan as JSON-able dicts (for logs, a future ``/api`` listing, tests)."""
