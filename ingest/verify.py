@@ -4,7 +4,7 @@ A nowcast from base frame B at lead L was served, while B was the newest
 frame, as valid at B + L. When the observation at T arrives, every earlier
 frame B with T - B one of the layer's verified leads gave such a nowcast: it
 is recomputed as the server drew it (B moved along the motion field the
-server chose for B, nearest cell at each departure point) and compared with
+server chose for B, sampled at the departure points as the tiles are) and compared with
 T, cell by cell, on one coarse Web Mercator grid over T's footprint. The
 contingency tables go into the layer's verification record in the store.
 
@@ -26,7 +26,7 @@ import numpy as np
 import rasterio
 
 from renderers.nowcast.advection import MotionField, trace
-from renderers.nowcast.tiles import departure_grid
+from renderers.nowcast.tiles import departure_grid, nearest
 from renderers.nowcast.verification import contingency
 from tileserver.core.layers import Layer
 from tileserver.core import grid as mercator
@@ -79,13 +79,12 @@ def extrapolate(base: np.ndarray, field: MotionField, grid: Grid, lead_s: float,
     x0, y0 = departure_grid(trace(field, lead_s), grid.left, grid.top, grid.pixel, grid.width, grid.height)
     col = ((x0 - grid.left) / grid.pixel - 0.5).astype(np.float32)
     row = ((grid.top - y0) / grid.pixel - 0.5).astype(np.float32)
-    nearest = cv2.remap(base, np.floor(col + 0.5), np.floor(row + 0.5), interpolation=cv2.INTER_NEAREST,
-                        borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+    fallen_in = nearest(base, col, row, float("nan"))
     if not interpolate:
-        return nearest
+        return fallen_in
     # A NaN (no coverage) or -inf (no echo) among the four cells makes the blend non-finite.
     blended = cv2.remap(base, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
-    return np.where(np.isfinite(blended), blended, nearest)
+    return np.where(np.isfinite(blended), blended, fallen_in)
 
 
 def _values(path: str, layer: Layer, grid: Grid) -> np.ndarray:
@@ -119,7 +118,7 @@ def score_observation(store: Store, layer: Layer, frame: Frame, catalog: Catalog
         with rasterio.open(store.storage.gdal_path(motion_key)) as dataset:
             field = MotionField(*read_motion(dataset))
         forecast = extrapolate(_values(store.storage.gdal_path(base.key), layer, grid), field, grid, lead * 60.0,
-                               interpolate=layer.resampling == "bilinear")
+                               interpolate=layer.nowcast_interpolates)
         counts = contingency(forecast, observed, layer.thresholds)
         cases.append(Case(frame.time, base.time, lead, tuple(tuple(int(v) for v in row) for row in counts)))  # type: ignore[misc]
     return cases, grid.pixel

@@ -60,14 +60,11 @@ from pykdtree.kdtree import KDTree
 __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
-    "STRIP_MARGIN",
-    "STRIP_ROWS",
     "dis",
     "estimate_motion",
     "farneback",
     "get_method",
     "lucaskanade",
-    "strips",
     "to_brightness",
 ]
 
@@ -450,15 +447,17 @@ def dis(frames: Iterable[np.ndarray], *, preset: str = "medium", finest_scale: i
     except KeyError:
         raise ValueError(f"unknown DIS preset {preset!r}; known: {', '.join(_DIS_PRESETS)}") from None
 
+    # One engine for every strip and pair: calc() keeps no state from one call to the next.
+    engine = cv2.DISOpticalFlow_create(p)
+    if finest_scale is not None:
+        engine.setFinestScale(int(finest_scale))
+    if patch_size is not None:
+        engine.setPatchSize(int(patch_size))
+    if patch_stride is not None:
+        engine.setPatchStride(int(patch_stride))
+    engine.setVariationalRefinementIterations(int(refine_iterations))
+
     def flow_fn(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
-        engine = cv2.DISOpticalFlow_create(p)
-        if finest_scale is not None:
-            engine.setFinestScale(int(finest_scale))
-        if patch_size is not None:
-            engine.setPatchSize(int(patch_size))
-        if patch_stride is not None:
-            engine.setPatchStride(int(patch_stride))
-        engine.setVariationalRefinementIterations(int(refine_iterations))
         if smooth:
             prev = cv2.GaussianBlur(prev, (0, 0), smooth)
             nxt = cv2.GaussianBlur(nxt, (0, 0), smooth)

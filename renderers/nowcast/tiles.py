@@ -37,6 +37,8 @@ class SourceWindow:
 
     col0: int  # first column and row, counted from the lattice origin (west, north)
     row0: int
+    left: float  # the window's top-left corner, Web Mercator metres
+    top: float
     width: int
     height: int
     step: float  # metres per cell
@@ -45,10 +47,6 @@ class SourceWindow:
     # exact in float32, so that cv2's own rounding to 1/32 changes nothing.
     columns: np.ndarray
     rows: np.ndarray
-
-    def bounds(self, origin: float) -> tuple[float, float]:
-        """The window's top-left corner in Web Mercator metres, for a world from -``origin`` to ``origin``."""
-        return -origin + self.col0 * self.step, origin - self.row0 * self.step
 
 
 def source_window(departures: Departures, left: float, top: float, pixel: float, size: int, origin: float) -> SourceWindow:
@@ -72,7 +70,7 @@ def source_window(departures: Departures, left: float, top: float, pixel: float,
     # starts), so a pixel gets the same value in every tile and scale that draws it.
     columns = _thirty_seconds(shift[0], xs[None, :] + origin, step, col0)
     rows = _thirty_seconds(-shift[1], origin - ys[:, None], step, row0)
-    return SourceWindow(col0, row0, width, height, step, columns, rows)
+    return SourceWindow(col0, row0, -origin + col0 * step, origin - row0 * step, width, height, step, columns, rows)
 
 
 def sample(area: np.ndarray, window: SourceWindow, nodata: int, no_echo: int | None = None,
@@ -103,9 +101,16 @@ def sample(area: np.ndarray, window: SourceWindow, nodata: int, no_echo: int | N
 
 
 def _nearest(area: np.ndarray, window: SourceWindow, nodata: int) -> np.ndarray:
-    """The cell each departure point falls in (the next one from half a cell past a centre)."""
-    return cv2.remap(area, np.floor(window.columns + 0.5), np.floor(window.rows + 0.5), interpolation=cv2.INTER_NEAREST,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
+    return nearest(area, window.columns, window.rows, int(nodata))
+
+
+def nearest(area: np.ndarray, columns: np.ndarray, rows: np.ndarray, border: float) -> np.ndarray:
+    """The cell each point falls in (cell centres at whole numbers; the next cell from half a cell past a centre).
+
+    Points outside ``area`` get ``border``.
+    """
+    return cv2.remap(area, np.floor(columns + 0.5), np.floor(rows + 0.5), interpolation=cv2.INTER_NEAREST,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
 def _thirty_seconds(shift: np.ndarray, distance: np.ndarray, step: float, first: int) -> np.ndarray:

@@ -135,7 +135,7 @@ def test_extrapolate_interpolates_rain_rates_as_the_tiles_do() -> None:
     nearest = extrapolate(base, field, grid, 600.0)
     # Away from the special cells: halfway between a cell and its western neighbour.
     np.testing.assert_allclose(blended[2, 1:], np.arange(19, dtype=np.float32) + 0.5, atol=1e-3)
-    # The cell the point falls in (which of the two is cv2's rounding of the tie) everywhere else.
+    # Without interpolation: the cell the point falls in (a tie goes to the next cell), one of the two.
     assert set(np.unique(nearest[2, 1:] - np.arange(19))) <= {0.0, 1.0}
     # Next to no coverage or no echo there is no blend: the nearest cell's value, as in the tiles.
     for row, col in ((5, 8), (5, 9), (7, 12), (7, 13)):

@@ -48,7 +48,7 @@ class Nowcasts:
         """Codes of a nowcast tile: each pixel takes the base frame's value at its departure point."""
         departures = self.departures(target)
         layer = LAYERS[target.frame.layer]
-        interpolate, no_echo = layer.resampling == "bilinear", layer.encoding.no_echo
+        interpolate, no_echo = layer.nowcast_interpolates, layer.encoding.no_echo
         return self.catalogs.read(target.frame, lambda dataset: tile_codes(dataset, tile, size, departures, no_echo, interpolate))
 
     def point_code(self, target: Target, lon: float, lat: float) -> int | None:
@@ -61,7 +61,7 @@ def tile_codes(dataset: rasterio.DatasetReader, tile: grid.Tile, size: int, depa
     """``interpolate``: values between cells, for layers whose values may be averaged (``renderers.nowcast.tiles``)."""
     left, _, right, top = grid.xy_bounds(tile)
     window = source_window(departures, left, top, (right - left) / size, size, grid.ORIGIN)
-    area = read_area(dataset, *window.bounds(grid.ORIGIN), window.step, window.width, window.height)
+    area = read_area(dataset, window.left, window.top, window.step, window.width, window.height)
     return sample(area, window, int(dataset.nodata), no_echo, interpolate)
 
 
