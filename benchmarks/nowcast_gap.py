@@ -30,7 +30,8 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -54,7 +55,7 @@ from tileserver.core.layers import LAYERS  # noqa: E402
 from tileserver.core.reader import read_motion  # noqa: E402
 from tileserver.core.timeutil import format_utc  # noqa: E402
 from tileserver.service.nowcast import tile_codes  # noqa: E402
-from tileserver.store import Store  # noqa: E402
+from tileserver.store import Catalog, Frame, Store  # noqa: E402
 from tileserver.store.storage import open_storage  # noqa: E402
 
 LEADS = [10, 20, 30, 40, 50, 60]
@@ -133,6 +134,38 @@ class Region:
                            Affine(self.pixel, 0, self.left, 0, -self.pixel, self.top))
 
 
+@dataclass
+class Staged:
+    """The sequence in its staged store, and its observed mosaics over the region (with margin)."""
+
+    day: datetime
+    region: Region
+    padded: dict[datetime, np.ndarray]
+    observed: dict[datetime, np.ndarray]
+    store: Store
+    catalog: Catalog
+    frames: dict[datetime, Frame]
+
+    @classmethod
+    def load(cls, mrms: Path, folder: Path) -> Staged:
+        """Ingest the files in ``mrms`` into ``folder`` (unless it holds them) and fetch every observed mosaic."""
+        files = mrms_skill.mrms_files(mrms)
+        times = sorted(files)
+        day = times[0].replace(hour=0, minute=0, second=0)
+        store_url = staged_store(folder, files, [day + timedelta(hours=int(s[:2]), minutes=int(s[3:])) for s in INITS])
+        region = Region()
+        with wxtiles_serving(store_url) as (_, base), httpx.Client(base_url=base, timeout=120) as client:
+            padded = {t: region.fetch(client, t) for t in times}
+        store = Store(open_storage(store_url))
+        catalog = store.load_catalog(mrms_skill.LAYER)
+        return cls(day, region, padded, {t: region.core(a) for t, a in padded.items()}, store, catalog,
+                   {f.time: f for f in catalog.frames})
+
+    def clock_times(self, clock: Iterable[str]) -> list[datetime]:
+        """``HH:MM`` times of the sequence's day."""
+        return [self.day + timedelta(hours=int(s[:2]), minutes=int(s[3:])) for s in clock]
+
+
 def to_db(rain: np.ndarray) -> np.ndarray:
     from pysteps.utils import transformation
 
@@ -150,23 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mrms", type=Path, default=mrms_skill.MRMS_DIR)
     ap.add_argument("--store", type=Path, default=Path("/tmp/wxtiles-nowcast-gap"),
-                    help="store to ingest into, kept and reused (default: %(default)s)")
+                    help="store to ingest into, kept and reused (default: %(default)s); remove it after changing "
+                         "ingest, or its motion fields are the old code's")
     args = ap.parse_args(argv)
     from pysteps import motion as ps_motion
     from pysteps.extrapolation import semilagrangian
 
-    files = mrms_skill.mrms_files(args.mrms)
-    times = sorted(files)
-    day = times[0].replace(hour=0, minute=0, second=0)
-    inits = [day + timedelta(hours=int(s[:2]), minutes=int(s[3:])) for s in INITS]
-    store_url = staged_store(args.store, files, inits)
-    region = Region()
-    with wxtiles_serving(store_url) as (_, base), httpx.Client(base_url=base, timeout=120) as client:
-        padded = {t: region.fetch(client, t) for t in times}
-    observed = {t: region.core(a) for t, a in padded.items()}
-    store = Store(open_storage(store_url))
-    catalog = store.load_catalog(mrms_skill.LAYER)
-    frames = {f.time: f for f in catalog.frames}
+    sequence = Staged.load(args.mrms, args.store)
+    inits = sequence.clock_times(INITS)
+    region, padded, observed = sequence.region, sequence.padded, sequence.observed
+    store, catalog, frames = sequence.store, sequence.catalog, sequence.frames
     layer = LAYERS[mrms_skill.LAYER]
     lk = ps_motion.get_method("LK")
 

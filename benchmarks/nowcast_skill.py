@@ -572,7 +572,7 @@ def print_summary(results: list[Result], max_lead: int) -> None:
             tm.append(res.timing[lab][0])
             te.append(res.timing[lab][1])
             cm.append(res.timing[lab][2])
-        print(f"    {lab[:35]:36s}" + "".join(f"{c:{w}.3f}" for c in csis) + f"{np.mean(csis):8.3f}{np.mean(m30):8.3f}"
+        print(f"    {lab[:35]:36s}" + "".join(f"{c:{w}.4f}" for c in csis) + f"{np.mean(csis):8.4f}{np.mean(m30):8.3f}"
               f"{np.mean(m60):8.3f}{np.mean(tm):10.3f}{np.mean(cm):8.3f}{np.mean(te):10.3f}")
 
 
