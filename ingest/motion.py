@@ -2,10 +2,11 @@
 
 The motion field is what nowcast tiles are extrapolated with. It is estimated
 once per frame, from this frame and the ones some 5 and 10 minutes before it
-(chosen by time, whatever the feed's cadence), on a ~5 km Web Mercator grid
-with one vector per ~20 km cell, and stored beside the frame as a small
-two-band GeoTIFF of velocities in mercator metres per second (band 1 eastward,
-band 2 northward).
+(chosen by time, whatever the feed's cadence), on the finest Web Mercator grid
+the flow takes whole (~5 km over the continental US, the radar's own ~1 km over
+a country's composite), with one vector per ~20 km cell, and stored beside the
+frame as a small two-band GeoTIFF of velocities in mercator metres per second
+(band 1 eastward, band 2 northward).
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from tileserver.store import Catalog, Store
 
 log = logging.getLogger(__name__)
 
-# Estimate on ~5 km pixels (zoom 5): with frames 5 minutes apart, echoes move a
-# pixel or more, which optical flow measures well (a 1-2 km grid measured no
-# better on real MRMS and cost twice as much); store on ~20 km cells (zoom 3).
-ESTIMATE_PIXEL = grid.resolution(5)
+# Estimate on the finest zoom whose grid spans the frame in at most MAX_SIZE
+# pixels (the flow's own limit), and never coarser than zoom 5 (~5 km): over the
+# continental US that is zoom 5, where echoes move a pixel or more in 5 minutes
+# (a ~2.5 km grid measured no better on real MRMS, at twice the cost); over a
+# ~1000 km domain it is the radar's own ~1 km cells, where a 10 m/s echo would
+# move under a 5 km pixel between frames and be measured coarsely.
+COARSEST_ZOOM = 5
+# Stored on cells this many estimation pixels wide.
 STORE_FACTOR = 4
 # Flow vectors are averaged over cells this wide (mercator metres) before they
 # are interpolated: pySTEPS' 20 km declustering scale. Coarser cells smooth away
@@ -51,6 +56,18 @@ def _dbz(values: np.ndarray, layer: Layer) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         dbz = 10 * np.log10(200.0 * np.power(np.maximum(values, 0.0), 1.6))
     return np.where(np.isnan(values), np.nan, np.where(values > 0, dbz, -np.inf)).astype(np.float32)
+
+
+def estimation_pixel(width: float, height: float, cell: float) -> float:
+    """Metres per pixel of the grid a ``width`` x ``height`` m frame of ``cell`` m cells has its motion estimated on.
+
+    The finest zoom from ``COARSEST_ZOOM`` on whose grid the frame is at most
+    ``MAX_SIZE`` pixels a side, and no finer than the frame's own cells.
+    """
+    zoom = COARSEST_ZOOM
+    while grid.resolution(zoom + 1) >= cell * 0.99 and max(width, height) / grid.resolution(zoom + 1) <= MAX_SIZE:
+        zoom += 1
+    return max(grid.resolution(zoom), cell)
 
 
 def previous_frames(catalog: Catalog, time: datetime) -> list[tuple[datetime, str]]:
@@ -91,8 +108,7 @@ def build_motion(store: Store, layer: Layer, cog: str | Path, time: datetime, ou
         return None
     with rasterio.open(cog) as new:
         left, bottom, right, top = new.bounds
-        # ~5 km cells, or the frame's own cells when it is coarser than that.
-        target = max(ESTIMATE_PIXEL, new.res[0])
+        target = estimation_pixel(right - left, top - bottom, new.res[0])
         width = max(8, round((right - left) / target))
         height = max(8, round((top - bottom) / target))
         pixel = (right - left) / width

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from ingest.motion import previous_frames
+from ingest.motion import STORE_FACTOR, estimation_pixel, previous_frames
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes, write_latlon_geotiff
+from tileserver.core import grid
 from tileserver.core.layers import LAYERS
 from tileserver.store.storage import open_storage
 from tileserver.store import Catalog, Frame, Store
@@ -103,3 +104,34 @@ def test_real_echo_speeds_are_recovered_from_a_2_minute_feed(tmp_path: Path) -> 
     assert echo.sum() > 10
     assert np.median(u[echo]) == pytest.approx(SPEED_EAST * scale, rel=0.1)
     assert np.median(v[echo]) == pytest.approx(SPEED_NORTH * scale, abs=0.15 * SPEED_EAST * scale)
+
+
+def test_estimation_grid_is_the_finest_the_flow_takes_whole() -> None:
+    z7 = grid.resolution(7)
+    # the continental US as MRMS is stored (7168 x 4608 cells of zoom 7): ~5 km, zoom 5
+    assert estimation_pixel(7168 * z7, 4608 * z7, z7) == grid.resolution(5)
+    # a country's composite on the same cells: its own cells
+    assert estimation_pixel(1536 * z7, 1536 * z7, z7) == z7
+    # never finer than the frame's cells, nor coarser than zoom 5 unless the frame is
+    assert estimation_pixel(1024 * grid.resolution(9), 1024 * grid.resolution(9), grid.resolution(9)) == grid.resolution(9)
+    assert estimation_pixel(300 * 25_000.0, 200 * 25_000.0, 25_000.0) == 25_000.0
+    assert estimation_pixel(40_000 * z7, 20_000 * z7, z7) == grid.resolution(5)
+
+
+def test_a_small_domain_has_its_motion_estimated_on_the_radars_own_cells(tmp_path: Path) -> None:
+    """5 m/s moves an echo 1.5 km in 5 minutes: under a third of a ~5 km pixel, more than
+    one of the radar's own ~1.2 km cells, which the flow uses over a domain this size."""
+    store = Store(open_storage(str(tmp_path / "store"), create=True))
+    slow = 5.0 / SPEED_EAST
+    for k in range(3):
+        path = write_latlon_geotiff(tmp_path / f"r{k}.tif", cells(300.0 * k * slow), WEST, NORTH, RES)
+        ingest_file(store, path, LAYERS["reflectivity"], time=T0 + minutes(5 * k))
+    latest = store.load_catalog("reflectivity").frames[-1]
+    with rasterio.open(store.storage.gdal_path(latest.motion)) as motion:
+        u, v = motion.read()
+        assert motion.res[0] == pytest.approx(STORE_FACTOR * grid.resolution(7))
+    scale = 1 / math.cos(math.radians(NORTH - SHAPE[0] * RES / 2))
+    echo = np.hypot(u, v) > 1
+    assert echo.sum() > 10
+    assert np.median(u[echo]) == pytest.approx(SPEED_EAST * slow * scale, rel=0.05)
+    assert np.median(v[echo]) == pytest.approx(SPEED_NORTH * slow * scale, rel=0.1)
