@@ -4,13 +4,17 @@
     .venv/bin/python benchmarks/nowcast_skill.py                 # the default run, ~15 minutes on 2 cores
     .venv/bin/python benchmarks/nowcast_skill.py --no-synthetic  # the real MRMS sequence only
     .venv/bin/python benchmarks/nowcast_skill.py --no-real --quick   # synthetic, fewer initialisations
-    .venv/bin/python benchmarks/nowcast_skill.py --sequence MRMS_MergedReflectivityQCComposite_00.50_*.grib2.gz
+    .venv/bin/python benchmarks/nowcast_skill.py --no-synthetic --sequence radar/*.h5 --layer precip-rate
 
-First table: the real MRMS ``PrecipRate`` sequence of ``../shared/data/mrms-20190610``
-(2-minute frames), scored in tile space as users receive it: ingested with
-``wxtiles ingest``, then the server's own nowcast ``.npy`` tiles at z7 over the
-central US against the observed tiles, beside pySTEPS on mosaics of the same
-observed tiles and persistence (``benchmarks/mrms_skill.py`` says how).
+First table: a real radar sequence scored in tile space as users receive it:
+ingested with ``wxtiles ingest``, then the server's own nowcast ``.npy`` tiles
+against the observed tiles, beside pySTEPS on mosaics of the same observed
+tiles and persistence (``benchmarks/mrms_skill.py`` says how). By default the
+MRMS ``PrecipRate`` sequence of ``../shared/data/mrms-20190610`` (2-minute
+frames, z7 over the central US); ``--sequence FILE ... --layer LAYER`` scores
+any other files ingest reads for a nowcast layer (any network, format and
+cadence; region ``--bbox`` or the files' coverage, initialisations
+``--real-inits`` or spread over the sequence, thresholds the layer's).
 Needs pySTEPS for its column: ``.venv/bin/pip install -e '.[bench]'``.
 
 Second table: synthetic sequences scored on the whole grid (below); motion
@@ -40,10 +44,8 @@ with no event in forecast or observation is left out of the mean.
 
 Sequences: synthetic ones with known motion (uniform translation with a
 no-coverage corner, solid-body rotation, shear, and translation with cells
-that grow and decay), the SYNTHETIC storms of
-``ingest.demo.synthetic.radar_sequence`` over the CONUS, and any real sequence
-of GeoTIFF/GRIB files given with ``--sequence`` (read with rasterio; MRMS
-``.grib2.gz`` through ``/vsigzip/``; -999 = no coverage, -99 = no echo).
+that grow and decay) and the SYNTHETIC storms of
+``ingest.demo.synthetic.radar_sequence`` over the CONUS.
 """
 
 from __future__ import annotations
@@ -51,7 +53,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -284,55 +285,6 @@ def conus_sequence(n_frames: int, shape: tuple[int, int], seed: int) -> Seq:
     frames = [mrms_codes(d) for _, d in radar_sequence(start, steps=n_frames, shape=shape, seed=seed)]
     return Seq(f"synthetic-conus-s{seed}", frames, 5.0,
                f"ingest.demo.synthetic.radar_sequence, {shape[0]}x{shape[1]} over CONUS (~{7000 / shape[1] * 1.0:.0f} km px), seed {seed}")
-
-
-_STAMP = re.compile(r"(\d{8})[-_T]?(\d{4,6})")
-
-
-def _file_time(path: str, ds) -> datetime | None:
-    m = _STAMP.search(Path(path).name)
-    if m:
-        hms = m.group(2).ljust(6, "0")
-        return datetime.strptime(m.group(1) + hms, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
-    tag = ds.tags().get("TIFFTAG_DATETIME")
-    if tag:
-        return datetime.strptime(tag.strip(), "%Y:%m:%d %H:%M:%S").replace(tzinfo=timezone.utc)
-    return None
-
-
-def read_sequence(paths: list[str], decimate: int | None, every: int, step_minutes: float | None) -> Seq:
-    import rasterio
-
-    items = []
-    for p in paths:
-        src = f"/vsigzip/{p}" if p.endswith(".gz") else p
-        with rasterio.open(src) as ds:
-            a = ds.read(1, masked=False).astype(np.float32)
-            nd = ds.nodata
-            t = _file_time(p, ds)
-        if nd is not None and nd not in (-99.0, -999.0):
-            a[a == nd] = np.nan
-        items.append((t, p, mrms_codes(a)))
-    if all(t is not None for t, _, _ in items):
-        items.sort(key=lambda x: x[0])
-    items = items[::every]
-    times = [t for t, _, _ in items]
-    if step_minutes is None:
-        if any(t is None for t in times):
-            raise SystemExit("--sequence: no time in some file names/tags; give --step-minutes")
-        gaps = np.diff([t.timestamp() for t in times]) / 60.0
-        step_minutes = float(np.median(gaps))
-        if np.any(np.abs(gaps - step_minutes) > max(0.5, 0.15 * step_minutes)):
-            raise SystemExit(f"--sequence: frames are not equally spaced (gaps {np.round(gaps, 1).tolist()} min); "
-                             "use --every or pick files")
-    frames = [f for _, _, f in items]
-    h, w = frames[0].shape
-    if decimate is None:
-        decimate = max(1, math.ceil(max(h, w) / 1750))
-    if decimate > 1:
-        frames = [f[::decimate, ::decimate].copy() for f in frames]
-    return Seq("files", frames, step_minutes,
-               f"{len(frames)} files from {Path(items[0][1]).name}, {h}x{w} decimated by {decimate}")
 
 
 # --------------------------------------------------------------------------
@@ -656,10 +608,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mrms", type=Path, default=mrms_skill.MRMS_DIR,
                     help="real MRMS PrecipRate sequence scored in tile space through ingest and the server (default: %(default)s)")
     ap.add_argument("--no-real", action="store_true", help="skip the real MRMS sequence")
-    ap.add_argument("--sequence", nargs="+", metavar="PATH", help="a real sequence of GeoTIFF/GRIB files, scored on the whole grid")
-    ap.add_argument("--every", type=int, default=1, help="--sequence: use every Nth file (e.g. 2-min MRMS -> 10 min)")
-    ap.add_argument("--decimate", type=int, default=None, help="--sequence: take every Nth pixel (default: long side <= 1750)")
-    ap.add_argument("--step-minutes", type=float, default=None, help="--sequence: frame interval if files carry no time")
+    ap.add_argument("--sequence", nargs="+", type=Path, metavar="FILE",
+                    help="score these files instead of the MRMS sequence, in tile space as ingested for --layer")
+    ap.add_argument("--layer", help="--sequence: the nowcast layer the files go to (e.g. precip-rate, reflectivity)")
+    ap.add_argument("--bbox", help="--sequence: W,S,E,N degrees of the scored region (default: the files' coverage)")
+    ap.add_argument("--real-inits", help="--sequence: initialisation times, HH:MM,... (default: up to 4 spread over it)")
     ap.add_argument("--leads", type=int, default=24, help="lead times in frame intervals (default 24 = 120 min)")
     ap.add_argument("--inits", type=int, default=4, help="initialisations per sequence (default 4)")
     ap.add_argument("--init-stride", type=int, default=3, help="frames between initialisations (default 3)")
@@ -689,9 +642,21 @@ def main(argv: list[str] | None = None) -> int:
           f"OpenCV {cv2.__version__}" + (f", pysteps {_pysteps_version()}" if ps else ""))
     print(f"# {args.past} input frames per nowcast, {args.leads} leads, up to {args.inits} initialisations "
           f"{args.init_stride} frames apart; CSI/MAE on pixels valid in obs and all forecasts")
-    seqs: list[Seq] = []
+    real_sequence = None
     if args.sequence:
-        seqs.append(read_sequence(args.sequence, args.decimate, args.every, args.step_minutes))
+        if not args.layer:
+            raise SystemExit("--sequence needs --layer (the nowcast layer the files go to)")
+        try:
+            bbox = tuple(float(v) for v in args.bbox.split(",")) if args.bbox else None
+        except ValueError:
+            bbox = ()
+        if bbox is not None and (len(bbox) != 4 or not (bbox[0] < bbox[2] and bbox[1] < bbox[3])):
+            raise SystemExit(f"--bbox {args.bbox}: give W,S,E,N in degrees, west < east and south < north")
+        real_sequence = mrms_skill.file_sequence(args.sequence, args.layer, bbox,
+                                                 args.real_inits.split(",") if args.real_inits else None)
+    elif not args.no_real:
+        real_sequence = mrms_skill.mrms_sequence(args.mrms)
+    seqs: list[Seq] = []
     if not args.no_synthetic:
         seqs += synthetic_sequences(n_frames)
         rows, cols = (int(x) for x in args.conus_shape.lower().split("x"))
@@ -699,9 +664,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.only:
         seqs = [s for s in seqs if any(t in s.name for t in args.only)]
-    if not args.no_real:
+    if real_sequence is not None:
         t0 = time.perf_counter()
-        real = mrms_skill.run(args.mrms, pysteps_configs=[] if args.no_pysteps else [(3, None), (3, 6)])
+        real = mrms_skill.run(real_sequence, pysteps_frames=None if args.no_pysteps else 3)
         mrms_skill.print_real(real)
         print(f"  ({time.perf_counter() - t0:.1f} s for the real sequence)", flush=True)
     results = []
