@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         with rasterio.open(store.storage.gdal_path(frame.key)) as dataset:
             for t in region.tiles:
                 r, c = (t.y - region.y0) * region.tile, (t.x - region.x0) * region.tile
-                codes = tile_codes(dataset, t, region.tile, departures, layer.encoding.no_echo, layer.nowcast_interpolates)
+                codes = tile_codes(dataset, t, region.tile, departures, layer.encoding.no_echo)
                 out[r : r + region.tile, c : c + region.tile] = layer.encoding.decode(codes)
         return out
 

@@ -67,21 +67,18 @@ def verification_grid(dataset: rasterio.DatasetReader) -> Grid:
         zoom -= 1
 
 
-def extrapolate(base: np.ndarray, field: MotionField, grid: Grid, lead_s: float, interpolate: bool = False) -> np.ndarray:
+def extrapolate(base: np.ndarray, field: MotionField, grid: Grid, lead_s: float) -> np.ndarray:
     """The nowcast ``lead_s`` after ``base`` (values on ``grid``), drawn as nowcast tiles are.
 
-    Each cell takes the base value at its departure point: with ``interpolate``
-    (the layer's ``resampling`` is bilinear) between the four cells around it,
-    unless one of them has no coverage or no echo; otherwise, and then, the cell
-    the point falls in (``renderers/nowcast/tiles.py`` does the same on codes).
-    Departures off the grid (beyond the frame) get NaN, no coverage.
+    Each cell takes the base value at its departure point, interpolated between
+    the four cells around it, unless one of them has no coverage or no echo:
+    then the cell the point falls in (``renderers/nowcast/tiles.py`` does the
+    same on codes). Departures off the grid (beyond the frame) get NaN, no coverage.
     """
     x0, y0 = departure_grid(trace(field, lead_s), grid.left, grid.top, grid.pixel, grid.width, grid.height)
     col = ((x0 - grid.left) / grid.pixel - 0.5).astype(np.float32)
     row = ((grid.top - y0) / grid.pixel - 0.5).astype(np.float32)
     fallen_in = nearest(base, col, row, float("nan"))
-    if not interpolate:
-        return fallen_in
     # A NaN (no coverage) or -inf (no echo) among the four cells makes the blend non-finite.
     blended = cv2.remap(base, col, row, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
     return np.where(np.isfinite(blended), blended, fallen_in)
@@ -117,8 +114,7 @@ def score_observation(store: Store, layer: Layer, frame: Frame, catalog: Catalog
     for lead, base, motion_key in plans:
         with rasterio.open(store.storage.gdal_path(motion_key)) as dataset:
             field = MotionField(*read_motion(dataset))
-        forecast = extrapolate(_values(store.storage.gdal_path(base.key), layer, grid), field, grid, lead * 60.0,
-                               interpolate=layer.nowcast_interpolates)
+        forecast = extrapolate(_values(store.storage.gdal_path(base.key), layer, grid), field, grid, lead * 60.0)
         counts = contingency(forecast, observed, layer.thresholds)
         cases.append(Case(frame.time, base.time, lead, tuple(tuple(int(v) for v in row) for row in counts)))  # type: ignore[misc]
     return cases, grid.pixel

@@ -4,15 +4,15 @@ Pure: the caller reads the source window this module names (anchored on the
 zoom's global pixel lattice, so every tile of a zoom samples the very same
 source cells) and hands it back.
 
-A departure point rarely falls on a cell's centre. For layers whose values
-may be averaged (``resampling = "bilinear"``, e.g. rain rates) the value there
-is interpolated bilinearly between the four cells around it, as pySTEPS'
+A departure point rarely falls on a cell's centre. The value there is
+interpolated bilinearly between the four cells around it, as pySTEPS'
 semi-Lagrangian scheme does: taking the cell the point falls in instead moves
 every pixel by up to half a cell at random, which costs most at short leads
 and high thresholds (``benchmarks/README.md``, ``nowcast_gap.py``). Codes are
-linear in the physical value, so blending codes is blending values; where one
-of the four is no coverage or no echo, a blend would mean nothing and the
-cell the point falls in is taken, as it is for the other layers.
+linear in the layer's value, so blending codes is blending values: rain rates
+in mm/h, reflectivity in dBZ (pySTEPS too interpolates its field in dB).
+Where one of the four is no coverage or no echo, a blend would mean nothing
+and the cell the point falls in is taken.
 """
 
 from __future__ import annotations
@@ -73,16 +73,13 @@ def source_window(departures: Departures, left: float, top: float, pixel: float,
     return SourceWindow(col0, row0, -origin + col0 * step, origin - row0 * step, width, height, step, columns, rows)
 
 
-def sample(area: np.ndarray, window: SourceWindow, nodata: int, no_echo: int | None = None,
-           interpolate: bool = True) -> np.ndarray:
+def sample(area: np.ndarray, window: SourceWindow, nodata: int, no_echo: int | None = None) -> np.ndarray:
     """Codes of the grid: each pixel takes the window's value at its departure point.
 
-    ``interpolate``: bilinearly between the four cells around it (the layer's
-    ``resampling`` is bilinear), or else the cell it falls in.
+    Bilinearly between the four cells around it, or the cell it falls in when
+    one of the four is ``nodata`` or ``no_echo``. Departure points outside the
+    frame (rain from beyond the radars) stay no-data.
     """
-    # Departure points outside the frame (rain from beyond the radars) stay no-data.
-    if not interpolate:
-        return _nearest(area, window, nodata)
     blended = cv2.remap(area, window.columns, window.rows, interpolation=cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=int(nodata))
     special = area == nodata

@@ -179,10 +179,6 @@ class Layer:
         # Averaging dBZ is wrong (it is logarithmic); averaging linear quantities is right.
         return "nearest" if self.resampling == "nearest" else "average"
 
-    @property
-    def nowcast_interpolates(self) -> bool:
-        """Nowcast pixels take values between cells at their departure points (averaging is right for the layer)."""
-        return self.resampling == "bilinear"
 
 
 # --- reading layers files -------------------------------------------------

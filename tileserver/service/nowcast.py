@@ -48,8 +48,8 @@ class Nowcasts:
         """Codes of a nowcast tile: each pixel takes the base frame's value at its departure point."""
         departures = self.departures(target)
         layer = LAYERS[target.frame.layer]
-        interpolate, no_echo = layer.nowcast_interpolates, layer.encoding.no_echo
-        return self.catalogs.read(target.frame, lambda dataset: tile_codes(dataset, tile, size, departures, no_echo, interpolate))
+        no_echo = layer.encoding.no_echo
+        return self.catalogs.read(target.frame, lambda dataset: tile_codes(dataset, tile, size, departures, no_echo))
 
     def point_code(self, target: Target, lon: float, lat: float) -> int | None:
         departures = self.departures(target)
@@ -57,12 +57,12 @@ class Nowcasts:
 
 
 def tile_codes(dataset: rasterio.DatasetReader, tile: grid.Tile, size: int, departures: Departures,
-               no_echo: int | None = None, interpolate: bool = True) -> np.ndarray:
-    """``interpolate``: values between cells, for layers whose values may be averaged (``renderers.nowcast.tiles``)."""
+               no_echo: int | None = None) -> np.ndarray:
+    """Codes of a nowcast tile: values between cells at the departure points (``renderers.nowcast.tiles``)."""
     left, _, right, top = grid.xy_bounds(tile)
     window = source_window(departures, left, top, (right - left) / size, size, grid.ORIGIN)
     area = read_area(dataset, window.left, window.top, window.step, window.width, window.height)
-    return sample(area, window, int(dataset.nodata), no_echo, interpolate)
+    return sample(area, window, int(dataset.nodata), no_echo)
 
 
 def point_code(dataset: rasterio.DatasetReader, lon: float, lat: float, departures: Departures) -> int | None:

@@ -26,7 +26,7 @@ from tileserver.service.targets import Target
 from tileserver.store import Catalog
 
 # Part of every ETag: bump when rendering changes so clients refetch.
-RENDER_VERSION = "3"
+RENDER_VERSION = "4"
 MEDIA_TYPES = {"png": "image/png", "npy": "application/x-npy"}
 # What a tile cache entry costs besides its body's bytes: the ETag key, the
 # body's object header and cachetools' bookkeeping (dicts and a linked-list
