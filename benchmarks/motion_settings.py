@@ -11,7 +11,7 @@ chooses the frames, reads them on the ~5 km grid and sets the cell size), the
 field is estimated for each initialisation from the store ``nowcast_gap.py``
 builds, and the nowcast is drawn along its trajectories, sampled bilinearly in
 mm/h (what the server's rain-rate tiles do, to 0.0001 in mean CSI). pySTEPS LK
-on 3 frames 6 minutes apart (``mrms_skill.py``'s stronger configuration) is
+on 3 frames 6 minutes apart (``radar_skill.py``'s stronger configuration) is
 run on the same mosaics, once per set of initialisations.
 
 Initialisations other than the skill table's (``--inits``) hold out part of the
@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import ingest.motion  # noqa: E402
-from benchmarks import mrms_skill, nowcast_gap  # noqa: E402
+from benchmarks import radar_skill, nowcast_gap  # noqa: E402
 from benchmarks.nowcast_skill import _parse_spec  # noqa: E402
 from renderers.nowcast import motion  # noqa: E402
 from renderers.nowcast.advection import MotionField, trace  # noqa: E402
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("settings", nargs="+", help="method:key=value,... (e.g. dis:k=20)")
     ap.add_argument("--inits", default=",".join(nowcast_gap.INITS), help="HH:MM,... (default: %(default)s)")
-    ap.add_argument("--mrms", type=Path, default=mrms_skill.MRMS_DIR)
+    ap.add_argument("--mrms", type=Path, default=radar_skill.MRMS_DIR)
     ap.add_argument("--store", type=Path, default=Path("/tmp/wxtiles-nowcast-gap"),
                     help="store as nowcast_gap.py builds it, kept and reused (default: %(default)s)")
     args = ap.parse_args(argv)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"({min(sequence.frames):%H:%M} to {max(sequence.frames):%H:%M})")
     region, padded, observed = sequence.region, sequence.padded, sequence.observed
     store, catalog, frames = sequence.store, sequence.catalog, sequence.frames
-    layer = LAYERS[mrms_skill.LAYER]
+    layer = LAYERS[radar_skill.LAYER]
     reach = {init: [m for m in nowcast_gap.LEADS if init + timedelta(minutes=m) in observed] for init in inits}
 
     lk = ps_motion.get_method("LK")
@@ -82,21 +82,21 @@ def main(argv: list[str] | None = None) -> int:
 
     def scores(forecasts: dict[tuple[datetime, int], np.ndarray]) -> np.ndarray:
         """(2, leads, thresholds): mean CSI over the initialisations, the setting's then pySTEPS'."""
-        csi = np.full((2, len(inits), len(nowcast_gap.LEADS), len(mrms_skill.THRESHOLDS)), np.nan)
+        csi = np.full((2, len(inits), len(nowcast_gap.LEADS), len(radar_skill.THRESHOLDS)), np.nan)
         for (init, m), forecast in forecasts.items():
             obs = observed[init + timedelta(minutes=m)]
             valid = np.isfinite(obs) & np.isfinite(forecast) & np.isfinite(reference[init, m])
             i, li = inits.index(init), nowcast_gap.LEADS.index(m)
-            for ti, threshold in enumerate(mrms_skill.THRESHOLDS):
-                csi[0, i, li, ti] = mrms_skill.csi(forecast, obs, valid, threshold)
-                csi[1, i, li, ti] = mrms_skill.csi(reference[init, m], obs, valid, threshold)
+            for ti, threshold in enumerate(radar_skill.THRESHOLDS):
+                csi[0, i, li, ti] = radar_skill.csi(forecast, obs, valid, threshold)
+                csi[1, i, li, ti] = radar_skill.csi(reference[init, m], obs, valid, threshold)
         with np.errstate(invalid="ignore"):
             return np.nanmean(csi, axis=1)
 
     print(f"Initialisations {', '.join(f'{t:%H:%M}' for t in inits)}; leads {nowcast_gap.LEADS[0]} to "
           f"{nowcast_gap.LEADS[-1]} min where the sequence reaches; CSI at "
-          f"{', '.join(f'{t:g}' for t in mrms_skill.THRESHOLDS)} mm/h\n")
-    heads = [f"+10, {t:g}" for t in mrms_skill.THRESHOLDS]
+          f"{', '.join(f'{t:g}' for t in radar_skill.THRESHOLDS)} mm/h\n")
+    heads = [f"+10, {t:g}" for t in radar_skill.THRESHOLDS]
     print("| setting | " + " | ".join(heads) + " | mean | pySTEPS mean | - pySTEPS, mean | - pySTEPS, worst | "
           "motion s per init |")
     print("|---|" + "---|" * (len(heads) + 5))
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                         forecasts[init, m] = region.sample(padded[init], x, y, bilinear=True)
             mean = scores(forecasts)
             diff = mean[0] - mean[1]
-            cells = " | ".join(f"{mean[0, 0, ti]:.3f}" for ti in range(len(mrms_skill.THRESHOLDS)))
+            cells = " | ".join(f"{mean[0, 0, ti]:.3f}" for ti in range(len(radar_skill.THRESHOLDS)))
             print(f"| {spec} | {cells} | {np.nanmean(mean[0]):.4f} | {np.nanmean(mean[1]):.4f} | "
                   f"{np.nanmean(diff):+.4f} | {np.nanmin(diff):+.4f} | {spent / len(inits):.2f} |", flush=True)
     return 0

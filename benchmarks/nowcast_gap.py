@@ -5,7 +5,7 @@
 ```
 
 The sequence, initialisations, region, leads, thresholds and pySTEPS set-up
-are ``mrms_skill.py``'s (pySTEPS on 3 frames 6 minutes apart). The files are
+are ``radar_skill.py``'s (pySTEPS on 3 frames 6 minutes apart). The files are
 ingested in its stages into ``--store`` (kept, and reused when it already holds
 them), observed z7 tiles are fetched from ``wxtiles serve`` with one tile of
 margin around the region, and then every forecast is made in this process:
@@ -16,7 +16,7 @@ margin around the region, and then every forecast is made in this process:
   the base frame sampled at the departure points by the nearest cell (the
   tiles before 823b713), bilinearly in mm/h, or bilinearly in dB (pySTEPS');
 * pySTEPS' Lucas-Kanade field with our trajectories (nearest, bilinear in dB);
-* pySTEPS as ``mrms_skill.py`` runs it, with nearest sampling
+* pySTEPS as ``radar_skill.py`` runs it, with nearest sampling
   (``interp_order=0``), with our motion field, and with 5-minute sub-steps.
 
 CSI on the pixels valid in the observation, wxtiles, pySTEPS and persistence.
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import mrms_skill  # noqa: E402
+from benchmarks import radar_skill  # noqa: E402
 from benchmarks.servers import wxtiles_serving  # noqa: E402
 from renderers.nowcast.advection import MotionField, trace  # noqa: E402
 from renderers.nowcast.tiles import departure_grid  # noqa: E402
@@ -66,25 +66,25 @@ WXTILES, PYSTEPS, PERSISTENCE = "wxtiles (server code path)", "pySTEPS LK, 3 fra
 
 
 def staged_store(folder: Path, files: dict[datetime, Path], inits: list[datetime]) -> str:
-    """The sequence ingested as ``mrms_skill.run`` does: up to each initialisation, then the rest."""
+    """The sequence ingested as ``radar_skill.run`` does: up to each initialisation, then the rest."""
     store = str(folder)
-    if (folder / mrms_skill.LAYER).exists():
+    if (folder / radar_skill.LAYER).exists():
         return store
     times, done = sorted(files), set()
     for init in inits:
         batch = [t for t in times if t <= init and t not in done]
-        mrms_skill.ingest(store, [files[t] for t in batch])
+        radar_skill.ingest(store, [files[t] for t in batch])
         done.update(batch)
-    mrms_skill.ingest(store, [files[t] for t in times if t not in done])
+    radar_skill.ingest(store, [files[t] for t in times if t not in done])
     return store
 
 
 class Region:
-    """The z7 region of ``mrms_skill`` (the core) inside a margin of whole tiles."""
+    """The z7 region of ``radar_skill`` (the core) inside a margin of whole tiles."""
 
     def __init__(self) -> None:
-        self.tiles, (self.x0, self.y0, x1, _) = mrms_skill.region_tiles()
-        self.zoom, self.tile = mrms_skill.ZOOM, mrms_skill.TILE
+        self.tiles, (self.x0, self.y0, x1, _) = radar_skill.region_tiles()
+        self.zoom, self.tile = radar_skill.ZOOM, radar_skill.TILE
         self.pixel = grid.resolution(self.zoom)
         self.size = (x1 - self.x0 + 1) * self.tile
         self.left, _, _, self.top = grid.xy_bounds(mercantile.Tile(self.x0, self.y0, self.zoom))
@@ -96,7 +96,7 @@ class Region:
         out = np.full((n, n), np.nan, np.float32)
         for dx in range(-MARGIN, self.size // self.tile + MARGIN):
             for dy in range(-MARGIN, self.size // self.tile + MARGIN):
-                url = f"/tiles/{mrms_skill.LAYER}/{format_utc(valid)}/{self.zoom}/{self.x0 + dx}/{self.y0 + dy}.npy"
+                url = f"/tiles/{radar_skill.LAYER}/{format_utc(valid)}/{self.zoom}/{self.x0 + dx}/{self.y0 + dy}.npy"
                 response = client.get(url)
                 if response.status_code != 200:
                     raise SystemExit(f"{url}: {response.status_code} {response.text[:200]}")
@@ -149,7 +149,7 @@ class Staged:
     @classmethod
     def load(cls, mrms: Path, folder: Path) -> Staged:
         """Ingest the files in ``mrms`` into ``folder`` (unless it holds them) and fetch every observed mosaic."""
-        files = mrms_skill.mrms_files(mrms)
+        files = radar_skill.mrms_files(mrms)
         times = sorted(files)
         day = times[0].replace(hour=0, minute=0, second=0)
         store_url = staged_store(folder, files, [day + timedelta(hours=int(s[:2]), minutes=int(s[3:])) for s in INITS])
@@ -157,7 +157,7 @@ class Staged:
         with wxtiles_serving(store_url) as (_, base), httpx.Client(base_url=base, timeout=120) as client:
             padded = {t: region.fetch(client, t) for t in times}
         store = Store(open_storage(store_url))
-        catalog = store.load_catalog(mrms_skill.LAYER)
+        catalog = store.load_catalog(radar_skill.LAYER)
         return cls(day, region, padded, {t: region.core(a) for t, a in padded.items()}, store, catalog,
                    {f.time: f for f in catalog.frames})
 
@@ -181,7 +181,7 @@ def from_db(db: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mrms", type=Path, default=mrms_skill.MRMS_DIR)
+    ap.add_argument("--mrms", type=Path, default=radar_skill.MRMS_DIR)
     ap.add_argument("--store", type=Path, default=Path("/tmp/wxtiles-nowcast-gap"),
                     help="store to ingest into, kept and reused (default: %(default)s); remove it after changing "
                          "ingest, or its motion fields are the old code's")
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     inits = sequence.clock_times(INITS)
     region, padded, observed = sequence.region, sequence.padded, sequence.observed
     store, catalog, frames = sequence.store, sequence.catalog, sequence.frames
-    layer = LAYERS[mrms_skill.LAYER]
+    layer = LAYERS[radar_skill.LAYER]
     lk = ps_motion.get_method("LK")
 
     def server_path(frame, departures) -> np.ndarray:  # noqa: ANN001
@@ -257,23 +257,23 @@ def main(argv: list[str] | None = None) -> int:
             for m, fc in zip(reach, make()):
                 forecasts.setdefault(label, {})[(ii, LEADS.index(m))] = fc
     labels = list(forecasts)
-    csi = np.full((len(labels), len(inits), len(LEADS), len(mrms_skill.THRESHOLDS)), np.nan)
+    csi = np.full((len(labels), len(inits), len(LEADS), len(radar_skill.THRESHOLDS)), np.nan)
     for (ii, li) in forecasts[WXTILES]:
         obs = observed[inits[ii] + timedelta(minutes=LEADS[li])]
         valid = np.isfinite(obs)
         for label in (WXTILES, PYSTEPS, PERSISTENCE):
             valid &= np.isfinite(forecasts[label][(ii, li)])
         for fi, label in enumerate(labels):
-            for ti, threshold in enumerate(mrms_skill.THRESHOLDS):
-                csi[fi, ii, li, ti] = mrms_skill.csi(forecasts[label][(ii, li)], obs, valid, threshold)
+            for ti, threshold in enumerate(radar_skill.THRESHOLDS):
+                csi[fi, ii, li, ti] = radar_skill.csi(forecasts[label][(ii, li)], obs, valid, threshold)
     with np.errstate(invalid="ignore"):
         mean = np.nanmean(csi, axis=1)  # (forecasts, leads, thresholds)
     ref = labels.index(PYSTEPS)
-    heads = [f"+{m} {t:g}" for m in LEADS[:2] for t in mrms_skill.THRESHOLDS]
+    heads = [f"+{m} {t:g}" for m in LEADS[:2] for t in radar_skill.THRESHOLDS]
     print("\n| forecast (CSI at lead, mm/h) | " + " | ".join(heads) + " | mean | - pySTEPS, mean | - pySTEPS, worst |")
     print("|---|" + "---|" * (len(heads) + 3))
     for fi, label in enumerate(labels):
-        cells = [f"{mean[fi, li, ti]:.3f}" for li in range(2) for ti in range(len(mrms_skill.THRESHOLDS))]
+        cells = [f"{mean[fi, li, ti]:.3f}" for li in range(2) for ti in range(len(radar_skill.THRESHOLDS))]
         diff = mean[fi] - mean[ref]
         print(f"| {label} | " + " | ".join(cells) + f" | {np.nanmean(mean[fi]):.4f} | {np.nanmean(diff):+.4f} | "
               f"{np.nanmin(diff):+.4f} |")

@@ -9,7 +9,7 @@
 First table: a real radar sequence scored in tile space as users receive it:
 ingested with ``wxtiles ingest``, then the server's own nowcast ``.npy`` tiles
 against the observed tiles, beside pySTEPS on mosaics of the same observed
-tiles and persistence (``benchmarks/mrms_skill.py`` says how). By default the
+tiles and persistence (``benchmarks/radar_skill.py`` says how). By default the
 MRMS ``PrecipRate`` sequence of ``../shared/data/mrms-20190610`` (2-minute
 frames, z7 over the central US); ``--sequence FILE ... --layer LAYER`` scores
 any other files ingest reads for a nowcast layer (any network, format and
@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import mrms_skill  # noqa: E402
+from benchmarks import radar_skill  # noqa: E402
 from ingest.demo.synthetic import radar_sequence  # noqa: E402
 from renderers.nowcast import motion  # noqa: E402
 
@@ -605,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         and k in ("dis", "farneback", "lucaskanade")})
     ap.add_argument("--methods", nargs="+", default=default_methods,
                     help="motion methods, NAME[:key=value,...] (default: %(default)s)")
-    ap.add_argument("--mrms", type=Path, default=mrms_skill.MRMS_DIR,
+    ap.add_argument("--mrms", type=Path, default=radar_skill.MRMS_DIR,
                     help="real MRMS PrecipRate sequence scored in tile space through ingest and the server (default: %(default)s)")
     ap.add_argument("--no-real", action="store_true", help="skip the real MRMS sequence")
     ap.add_argument("--sequence", nargs="+", type=Path, metavar="FILE",
@@ -652,10 +652,10 @@ def main(argv: list[str] | None = None) -> int:
             bbox = ()
         if bbox is not None and (len(bbox) != 4 or not (bbox[0] < bbox[2] and bbox[1] < bbox[3])):
             raise SystemExit(f"--bbox {args.bbox}: give W,S,E,N in degrees, west < east and south < north")
-        real_sequence = mrms_skill.file_sequence(args.sequence, args.layer, bbox,
+        real_sequence = radar_skill.file_sequence(args.sequence, args.layer, bbox,
                                                  args.real_inits.split(",") if args.real_inits else None)
     elif not args.no_real:
-        real_sequence = mrms_skill.mrms_sequence(args.mrms)
+        real_sequence = radar_skill.mrms_sequence(args.mrms)
     seqs: list[Seq] = []
     if not args.no_synthetic:
         seqs += synthetic_sequences(n_frames)
@@ -666,8 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         seqs = [s for s in seqs if any(t in s.name for t in args.only)]
     if real_sequence is not None:
         t0 = time.perf_counter()
-        real = mrms_skill.run(real_sequence, pysteps_frames=None if args.no_pysteps else 3)
-        mrms_skill.print_real(real)
+        real = radar_skill.run(real_sequence, pysteps_frames=None if args.no_pysteps else 3)
+        radar_skill.print_real(real)
         print(f"  ({time.perf_counter() - t0:.1f} s for the real sequence)", flush=True)
     results = []
     for seq in seqs:

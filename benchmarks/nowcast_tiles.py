@@ -31,7 +31,7 @@ import mercantile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import mrms_skill  # noqa: E402
+from benchmarks import radar_skill  # noqa: E402
 from benchmarks.servers import wxtiles_serving  # noqa: E402
 from ingest.demo import samples, synthetic  # noqa: E402
 from ingest.pipeline import ingest_file  # noqa: E402
@@ -44,9 +44,9 @@ from tileserver.core.timeutil import format_utc, utcnow  # noqa: E402
 def build_store(folder: Path, frames: int, layer: str) -> Store:
     store = Store(open_storage(str(folder / "store"), create=True))
     if layer == "precip-rate":
-        files = sorted(mrms_skill.mrms_files(mrms_skill.MRMS_DIR).items())[-3 * frames:]
+        files = sorted(radar_skill.mrms_files(radar_skill.MRMS_DIR).items())[-3 * frames:]
         if not files:
-            raise SystemExit(f"no MRMS PrecipRate files in {mrms_skill.MRMS_DIR}")
+            raise SystemExit(f"no MRMS PrecipRate files in {radar_skill.MRMS_DIR}")
         for _, path in files:
             began = time.perf_counter()
             ingest_file(store, path, LAYERS[layer])

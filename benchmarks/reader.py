@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.mrms_skill import LAYER, MRMS_DIR, ingest  # noqa: E402
+from benchmarks.radar_skill import LAYER, MRMS_DIR, ingest  # noqa: E402
 from tileserver.core.reader import DatasetPool, read_tile  # noqa: E402
 from tileserver.store.storage import open_storage  # noqa: E402
 from tileserver.store import Store  # noqa: E402
