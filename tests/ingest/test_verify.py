@@ -15,7 +15,7 @@ from ingest.pipeline import ingest_file
 from ingest.verify import MAX_CELLS, Grid, extrapolate, verify_observation
 from renderers.nowcast.advection import MotionField
 from tests.conftest import T0, minutes, write_latlon_geotiff
-from tests.fixtures.storms import RES, SHAPE, write_step
+from tests.fixtures.storms import RES, SHAPE, ingest_steps, write_step
 from tileserver.core.layers import LAYERS
 from tileserver.store.storage import open_storage
 from tileserver.store import Retention, Store
@@ -53,9 +53,7 @@ def moving(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """Storms translating at a known uniform speed, ingested as they would arrive, every 5 minutes."""
     folder = tmp_path_factory.mktemp("moving")
     store = Store(open_storage(str(folder / "store"), create=True))
-    for step in range(6):
-        ingest_file(store, write_step(folder, step), RADAR, time=T0 + minutes(5 * step))
-    return store
+    return ingest_steps(store, folder, range(6))
 
 
 def test_known_uniform_motion_scores_near_one_at_short_leads(moving: Store) -> None:

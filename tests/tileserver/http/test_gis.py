@@ -17,8 +17,8 @@ from rasterio.windows import Window
 
 from ingest.demo import samples
 from ingest.pipeline import ingest_file
-from tests.conftest import T0, LiveServer, minutes
-from tests.fixtures.storms import write_step
+from tests.conftest import T0, LiveServer
+from tests.fixtures.storms import ingest_steps
 from tileserver.core.layers import LAYERS
 from tileserver.core.settings import Settings
 from tileserver.store.storage import open_storage
@@ -56,8 +56,7 @@ TILEJSON_SCHEMA = {
 def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("gis")
     store = Store(open_storage(str(folder / "store"), create=True))
-    for step in range(3):
-        ingest_file(store, write_step(folder, step), RADAR, time=T0 + minutes(5 * step))
+    ingest_steps(store, folder, range(3))
     for lead in (0, 1):
         path = folder / f"hrrr.t18z.wrfsfcf{lead:02d}.grib2"
         samples.write_hrrr_grib2(path, T0 - timedelta(hours=3), timedelta(hours=lead), shape=(150, 240))

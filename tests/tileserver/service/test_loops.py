@@ -16,7 +16,7 @@ from renderers import loops as drawing
 from tileserver.service import loops
 from tileserver.service.loops import LoopRequest, loop_params, plan_loop, render_loop
 from tests.conftest import T0, minutes
-from tests.fixtures.storms import RADAR, write_step
+from tests.fixtures.storms import RADAR, ingest_steps, write_step
 from tileserver.service.errors import BadRequest, NotFound
 from tileserver.service.params import tile_params
 from tileserver.service import TileService
@@ -36,8 +36,7 @@ def loop_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three radar frames 5 minutes apart (so the last has motion and nowcasts), and a fourth to add later."""
     folder = tmp_path_factory.mktemp("loops")
     store = Store(open_storage(str(folder / "store"), create=True))
-    for step in range(OBSERVED):
-        ingest_file(store, write_step(folder, step), RADAR, time=T0 + minutes(5 * step))
+    ingest_steps(store, folder, range(OBSERVED))
     write_step(folder, OBSERVED)
     return folder
 

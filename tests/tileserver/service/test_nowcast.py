@@ -19,7 +19,7 @@ from tileserver.core.grid import ORIGIN
 from tileserver.core.reader import read_area, read_motion
 from tileserver.service.nowcast import tile_codes as nowcast_tile
 from tests.conftest import T0, minutes
-from tests.fixtures.storms import RADAR, RES, write_step
+from tests.fixtures.storms import RADAR, RES, ingest_steps, write_step
 from tileserver.service.params import tile_params
 from tileserver.core.settings import Settings
 from tileserver.service import TileService, targets
@@ -32,10 +32,8 @@ def nowcast_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Stor
     folder = tmp_path_factory.mktemp("nowcast")
     store = Store(open_storage(str(folder / "store"), create=True))
     truth = Store(open_storage(str(folder / "truth"), create=True))
-    for step in range(3):
-        ingest_file(store, write_step(folder, step), RADAR, time=T0 + minutes(5 * step))
-    for step in (8,):
-        ingest_file(truth, write_step(folder, step), RADAR, time=T0 + minutes(5 * step))
+    ingest_steps(store, folder, range(3))
+    ingest_steps(truth, folder, (8,))
     return store, truth
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from ingest.pipeline import ingest_file
 from tests.conftest import T0, minutes
-from tests.fixtures.storms import write_step
+from tests.fixtures.storms import ingest_steps, write_step
 from tileserver.core.layers import LAYERS
 from tileserver.store.series import write_sidecar
 from tileserver.store.storage import open_storage
@@ -28,8 +28,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
     folder = tmp_path_factory.mktemp("series")
     store = Store(open_storage(str(folder / "store"), create=True))
-    for step in range(4):
-        ingest_file(store, write_step(folder, step), RADAR, time=T0 + minutes(5 * step))
+    ingest_steps(store, folder, range(4))
     with LiveServer(Settings(store=store.storage.url, catalog_ttl_s=0.0)) as live:
         yield live.url
 
